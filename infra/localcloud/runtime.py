@@ -122,9 +122,12 @@ def function_environment(
         "LANG": "en_US.UTF-8",
         "LOCALCLOUD_LAYER_PATHS": os.pathsep.join(str(layer.python_path) for layer in fn.layers),
     })
-    if endpoint_url:
-        env["AWS_ENDPOINT_URL"] = endpoint_url
     env.update(declared)
+    # template.yaml declares AWS_ENDPOINT_URL empty (boto3 ignores an empty value on AWS) so
+    # that `sam local` can be pointed at a local endpoint; here an empty or absent value must
+    # never let the SDK past localcloud's endpoint to AWS.
+    if endpoint_url and not env.get("AWS_ENDPOINT_URL"):
+        env["AWS_ENDPOINT_URL"] = endpoint_url
     return env
 
 
