@@ -195,8 +195,9 @@ def main() -> int:
         })
         notes.append(
             f"{key_text}: results identical to pandas (all three feature columns, value for value, "
-            f"NaN = NaN): {'yes' if case['same'] else 'NO'}; {case['missing']:.1%} of labels found no "
-            f"feature row within the TTL. Runs (s): ours {[round(t, 2) for t in case['times']['ours']]}, "
+            f"NaN = NaN): {'yes' if case['same'] else 'NO'}; f0 is missing for {case['missing']:.1%} of "
+            f"labels (no row within the TTL, or the row's value is NaN). "
+            f"Runs (s): ours {[round(t, 2) for t in case['times']['ours']]}, "
             f"pandas {[round(t, 2) for t in case['times']['pandas']]}."
         )
         print(f"  {key_text}: ours {ours_s:.2f} s / {ours_mb:.0f} MB, pandas {pandas_s:.2f} s / "

@@ -46,7 +46,8 @@ def render() -> str:
         data = json.loads(path.read_text())
         parts.append(f"\n## {data.get('title', data['name'])}\n")
         if data.get("machine"):
-            command = data.get("command") or f"python benchmarks/bench_{data['name']}.py"
+            script = path.stem if path.stem.startswith("bench_") else f"bench_{path.stem}"
+            command = data.get("command") or f"python benchmarks/{script}.py"
             parts.append(f"Machine: {data['machine']}. Measured {data.get('measured_at', 'n/a')}; "
                          f"rerun: `{command}`.\n")
         parts.append("\n| figure | value | how measured | peer (same run) | peer value | ratio | target |\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -183,6 +182,18 @@ def test_text_cells_are_parsed_by_the_schema() -> None:
     assert health.accepted[0]["status"] is None
 
 
+def test_empty_batches_and_views_with_one_or_no_float_field() -> None:
+    assert validate_rows(device_parametrics, [], now=NOW).accepted == []
+    one = FeatureView("one", [Entity("e", "k")], [Field("x", "float", required=True)], timedelta(days=1), "s")
+    result = validate_rows(one, [{"k": "a", "event_timestamp": TS, "x": 2}, {"k": "b", "event_timestamp": TS}], now=NOW)
+    assert result.accepted == [{"k": "a", "event_timestamp": TS_US, "x": 2.0}]
+    assert result.rejected == [{"row": 1, "errors": [{"field": "x", "problem": "required: missing value"}]}]
+    words = FeatureView("words", [Entity("e", "k")], [Field("w", "str")], timedelta(days=1), "s")
+    assert validate_rows(words, [{"k": "a", "event_timestamp": TS}], now=NOW).accepted == [
+        {"k": "a", "event_timestamp": TS_US, "w": None}
+    ]
+
+
 def test_columns_match_the_accepted_rows() -> None:
     rows = [param_row(device_id=f"D{i}", p003=float(i) if i % 2 else None) for i in range(6)]
     rows[2]["vdd"] = -1.0
@@ -257,19 +268,16 @@ def test_batch_checks_agree_with_the_rules_value_by_value(cells: list[dict[str, 
             assert row[f.name] == expected and type(row[f.name]) is type(expected)
 
 
-def test_ten_thousand_wide_rows_validate_quickly() -> None:
+def test_ten_thousand_wide_rows_validate_column_wise() -> None:
+    """A wide batch with one bad cell: only that row is rejected, ints become floats.
+    (Its speed is measured in benchmarks, never asserted here: the machines are shared.)"""
     rng = np.random.default_rng(0)
     names = device_parametrics.feature_names
     values = rng.uniform(0.1, 1.0, size=(10_000, len(names))).tolist()
     rows = [{"device_id": f"D{i}", "event_timestamp": TS, **dict(zip(names, vals))} for i, vals in enumerate(values)]
     rows[17]["p042"] = "bad"
     rows[99]["idd"] = 7  # an int: that column is rewritten as floats
-    start = time.perf_counter()
     result = validate_rows(device_parametrics, rows, now=NOW)
-    elapsed = time.perf_counter() - start
     assert [r["row"] for r in result.rejected] == [17]
     assert len(result.accepted) == 9_999
     assert result.accepted[98]["idd"] == 7.0
-    # ~0.3-0.6 s here (pydantic-core alone took ~0.6 s for the float checks); 3 s catches a
-    # fall back to value-by-value checks, which takes ~2.5 s or more
-    assert elapsed < 3.0

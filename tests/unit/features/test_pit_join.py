@@ -16,6 +16,7 @@ from mlops.features.definitions import Entity, FeatureView, Field
 from mlops.features.pit import _sorted_order, latest_as_of, pit_join, training_set
 
 FEATURES = ["f", "g", "s", "ft"]  # float (with NaN), int, str, and a copy of the row's time
+NS_KINDS = ("wide_ns", "ns_whole_us")  # time kinds held as datetime64[ns] (the ttl_us are then ns)
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -27,13 +28,16 @@ def pit_data(draw: st.DrawFn) -> dict[str, Any]:
     exact matches and TTL edges happen often. Times come in several forms and scales: small
     and wide ranges in epoch micros, datetime64[us] and datetime64[ns]; int ids dense or
     spread out. Together they reach every path of the join: one- and two-pass sorts of the
-    combined key, the fallback to time ranks, dense and sparse id codes, object keys."""
+    combined key, coarsened time, the fallback to time ranks, dense and sparse id codes,
+    object keys."""
     key_kind = draw(st.sampled_from(["int", "str", "pair"]))
-    time_kind = draw(st.sampled_from(["int_us", "narrow_us", "wide_us", "wide_ns"]))
+    time_kind = draw(st.sampled_from(["int_us", "narrow_us", "wide_us", "wide_ns", "ns_whole_us"]))
     n_ent = draw(st.integers(1, 5))
     id_scale = draw(st.sampled_from([1, 100, 10**7]))
     if time_kind == "wide_ns":
-        pool = draw(st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=8))
+        pool = draw(st.lists(st.integers(-(2**61), 2**61), min_size=1, max_size=8))
+    elif time_kind == "ns_whole_us":  # nanosecond columns holding whole microseconds
+        pool = [1000 * t for t in draw(st.lists(st.integers(-(2**52), 2**52), min_size=1, max_size=8))]
     elif time_kind == "wide_us":
         pool = draw(st.lists(st.integers(0, 6 * 10**15), min_size=1, max_size=8))
     else:
@@ -67,11 +71,11 @@ def pit_data(draw: st.DrawFn) -> dict[str, Any]:
         arr = np.array(ts, dtype=np.int64)
         if time_kind == "int_us":
             return arr
-        return arr.astype("datetime64[ns]" if time_kind == "wide_ns" else "datetime64[us]")
+        return arr.astype("datetime64[ns]" if time_kind in NS_KINDS else "datetime64[us]")
 
     s = np.empty(n_f, dtype=object)
     s[:] = [f"s{i}" for i in range(n_f)]
-    ttl: Any = np.timedelta64(ttl_us, "ns") if time_kind == "wide_ns" else timedelta(microseconds=ttl_us)
+    ttl: Any = np.timedelta64(ttl_us, "ns") if time_kind in NS_KINDS else timedelta(microseconds=ttl_us)
     features = {**keys(f_ent), "event_timestamp": times(f_t), "f": np.array(f, dtype=np.float64),
                 "g": np.array(g, dtype=np.int64), "s": s}
     features["ft"] = features["event_timestamp"].copy()

@@ -281,12 +281,16 @@ def _sorted_order(keys: np.ndarray, max_key: int) -> tuple[np.ndarray, np.ndarra
         packed <<= idx_bits
         packed |= index
         packed.sort()
-        pos = packed & low_mask
-        perm = pos if perm is None else perm[pos]
+        if last and perm is None:  # one pass: the sorted keys are the packed values' high bits
+            sorted_keys = packed >> idx_bits
+            packed &= low_mask
+            return packed, sorted_keys
+        packed &= low_mask  # in place: now the positions (saves an array as long as the input)
+        perm = packed if perm is None else perm[packed]
         if last:
-            return perm, (current[pos] if shift else packed >> idx_bits)
+            return perm, current[packed]
         shift += digit_bits
-        current = current[pos]
+        current = current[packed]
 
 
 def _roughly_sorted_order(keys: np.ndarray, max_key: int) -> np.ndarray:
@@ -311,11 +315,25 @@ def _match(
     codes_q = codes_l.clip(0)  # absent entities: any valid key; they are masked out below
     t0 = int(min(t_r.min(), t_l.min()))
     span = int(max(t_r.max(), t_l.max())) - t0 + 1
-    if k * span < _MAX_KEY:  # (code, time) fits one int64: code * span + (time - t0)
-        key_r = codes_r * span + (t_r - t0)
-        key_l = codes_q * span + (t_l - t0)
+    off_r, off_l = t_r - t0, t_l - t0
+    if k * span >= 1 << (63 - max(1, (codes_r.size - 1).bit_length())):
+        # The key needs more than one sort pass: coarsen time by the feature times' common
+        # divisor (nanosecond columns holding whole microseconds, say). Exact for "<=":
+        # feature offsets are multiples of g, and floor(label offset / g) keeps the order.
+        g = int(np.gcd.reduce(off_r[:4096]))
+        g = int(np.gcd(g, np.gcd.reduce(off_r))) if g != 1 else 1
+        if g > 1:
+            off_r, off_l = off_r // g, off_l // g
+            span = (span - 1) // g + 1
+    if k * span < _MAX_KEY:  # (code, time) fits one int64: code * span + time offset
+        key_r = codes_r * span
+        key_r += off_r  # in place: these arrays are as long as the feature rows
+        key_l = codes_q * span
+        key_l += off_l
+        del off_r, off_l
     else:  # times by rank among the feature times instead: ranks are < number of rows
-        uniq = np.unique(t_r)
+        uniq = np.sort(t_r)
+        uniq = uniq[np.concatenate(([True], uniq[1:] != uniq[:-1]))]
         span = uniq.size + 1
         key_r = codes_r * span + np.searchsorted(uniq, t_r) + 1
         key_l = codes_q * span + np.searchsorted(uniq, t_l, side="right")

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import chain
 from operator import itemgetter
-from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -164,18 +164,15 @@ def _float_cells(
         values[is_int] = flat[is_int].astype(np.float64)
     except OverflowError:  # an int beyond float range: look at the ints one by one
         rest = np.union1d(rest, np.flatnonzero(is_int))
-    bad = np.zeros(n * m, dtype=bool)
     for k in rest:
         v = flat[k]
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
             problems.append((int(k // m), int(k % m), f"expected float, got {_tname(v)}"))
-            bad[k] = True
             continue
         try:
             values[k] = float(v)
         except OverflowError:
             problems.append((int(k // m), int(k % m), "number out of float range"))
-            bad[k] = True
     return values.reshape(n, m), is_none.reshape(n, m), (~is_float).reshape(n, m), problems
 
 
