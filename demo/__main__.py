@@ -82,14 +82,23 @@ def main() -> int:
         step(4, f"boto3 lambda.invoke through the Lambda endpoint: HTTP {answer['StatusCode']}, handler statusCode {status}")
         summary["lambda_endpoint"] = {"status": answer["StatusCode"], "handler_status": status}
 
+        # Two registered versions (the sample training event, trained twice by TrainFunction), v1
+        # made champion, then the canary rollout of v2 moves the traffic and promotes it.
+        training = json.loads((ROOT / "events" / "TrainFunction.json").read_text())
+        trained = [cloud.invoke("TrainFunction", training)["version"] for _ in range(2)]
+        cloud.invoke("ModelAdminFunction", {"model": "yield", "alias": "champion", "version": trained[0],
+                                            "reason": "demo", "actor": "demo"})
         rollout = sfn.execute(cloud, "CanaryRolloutStateMachine",
-                              {"model": "yield", "challenger": "2", "stages": [1, 10, 50, 100], "bake_seconds": 3600})
+                              {"model": "yield", "challenger": trained[1], "stages": [1, 10, 50, 100],
+                               "bake_seconds": 3600})
         item = cloud.client("dynamodb").get_item(TableName=stack.tables["DeploymentsTable"].name,
                                                  Key={"model": {"S": "yield"}, "sk": {"S": "DEPLOYMENT"}})["Item"]
-        step(5, f"canary rollout 1->10->50->100%: {rollout.status} in {rollout.wall_seconds:.2f} s wall, "
-                f"{rollout.virtual_seconds / 3600:.0f} h of bake on the virtual clock; champion now v{json.loads(item['champion']['S'])}")
+        step(5, f"trained and registered v{trained[0]} and v{trained[1]}; canary rollout of v{trained[1]} "
+                f"1->10->50->100%: {rollout.status} in {rollout.wall_seconds:.2f} s wall, "
+                f"{rollout.virtual_seconds / 3600:.0f} h of bake on the virtual clock; champion now v{item['champion']['N']}")
         summary["canary"] = {"status": rollout.status, "wall_seconds": round(rollout.wall_seconds, 3),
-                             "virtual_hours": rollout.virtual_seconds / 3600, "events": len(rollout.events)}
+                             "virtual_hours": rollout.virtual_seconds / 3600, "events": len(rollout.events),
+                             "versions": trained, "champion": int(item["champion"]["N"])}
 
         firings = schedule.advance(cloud, schedule.parse_duration("7d"))
         runs = cloud.client("dynamodb").query(

@@ -415,6 +415,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: 32 clients connecting at once would see resets that
+    # API Gateway never gives.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], app: object) -> None:
         self.app = app

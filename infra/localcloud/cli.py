@@ -198,6 +198,8 @@ def cmd_start(args: argparse.Namespace) -> int:
                 *_route_lines(stack, api.url),
                 f"localcloud: Lambda Invoke API on {endpoint.url}",
                 f"localcloud: schedules: {', '.join(s.expression + ' -> ' + s.target_id for s in stack.schedules) or 'none'}",
+                "localcloud: S3 events: " + (", ".join(f"s3://{n.bucket_name}/{n.prefix}*{n.suffix} -> {n.function_id}"
+                                                       for n in stack.notifications) or "none"),
                 *_key_lines(cloud),
                 "  Ctrl-C to stop",
             ], on_tick=tick)

@@ -4,9 +4,10 @@ state machines whose Task states invoke those functions.
 
 Moto's Step Functions interpreter calls Lambda through boto3 at the moto server; moto's simple
 (no-Docker) Lambda backend would answer with a canned reply, so `LocalCloud` replaces its
-``invoke`` to run the function in `LambdaRuntime`. That, and the virtual clock taking over the
-interpreter's waits (`sfn.py`), are the two places localcloud leans on moto internals; moto is
-pinned in requirements/dev.txt for that reason. Moto's state is process-global, so only one
+``invoke`` to run the function in `LambdaRuntime`. That, the virtual clock taking over the
+interpreter's waits (`sfn.py`), and DynamoDB writes made atomic across the server's request
+threads (`_serialize_dynamodb_writes`) are the places localcloud leans on moto internals; moto
+is pinned in requirements/dev.txt for that reason. Moto's state is process-global, so only one
 `LocalCloud` runs in a process at a time.
 """
 
@@ -17,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,11 +28,39 @@ from botocore.config import Config
 from . import provision, schedule, sfn
 from .clock import VirtualClock
 from .errors import LocalCloudError
-from .runtime import FAKE_CREDENTIALS, LambdaRuntime, LogSink, stderr_sink
+from .runtime import FAKE_CREDENTIALS, Invocation, LambdaRuntime, LogSink, stderr_sink
 from .template import Stack
 
 _active: "LocalCloud | None" = None
 _active_lock = threading.Lock()
+
+# moto's DynamoDB checks a condition and then writes in plain Python, and a failed
+# TransactWriteItems restores a deep copy of every table it touched: with the server's request
+# threads running side by side, a conditional write can pass against a stale item, and a
+# cancelled transaction can wipe out a write that another thread committed meanwhile. DynamoDB
+# itself applies each write and each transaction atomically, so the writes are serialized here
+# (reads stay concurrent). This is the third place localcloud leans on moto internals.
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_dynamodb_write_lock = threading.RLock()
+
+
+def _serialize_dynamodb_writes() -> None:
+    """Make each DynamoDB write (and each transaction) of moto's backend atomic; idempotent."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _DYNAMODB_WRITES:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_localcloud_serialized", False):
+            continue
+
+        def serialized(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            with _dynamodb_write_lock:
+                return __method(self, *args, **kwargs)
+
+        serialized._localcloud_serialized = True  # type: ignore[attr-defined]
+        serialized.__name__ = name
+        serialized.__doc__ = method.__doc__
+        setattr(DynamoDBBackend, name, serialized)
 
 
 def _lambda_invoke(backend: Any, function_name: str, qualifier: str | None, body: Any,
@@ -49,12 +79,30 @@ def _lambda_invoke(backend: Any, function_name: str, qualifier: str | None, body
     if invocation_type == "DryRun":
         return b""
     if invocation_type == "Event":
-        threading.Thread(target=cloud.runtime.invoke, args=(name, payload), daemon=True).start()
+        cloud.invoke_async(name, payload)
         return b""
     result = cloud.runtime.invoke(name, payload)
     if result.function_error:
         response_headers["x-amz-function-error"] = result.function_error
     return result.payload
+
+
+_moto_s3_invoke_lambda: Any = None  # moto's own S3 -> Lambda notification hook, kept for other ARNs
+
+
+def _s3_notification(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    """Replacement for moto.s3.notifications._invoke_awslambda: an S3 event for one of the
+    stack's functions is an asynchronous invoke of the local function."""
+    cloud = _active
+    try:
+        fn = cloud.stack.function(fn_arn) if cloud is not None and cloud.runtime is not None else None
+    except LocalCloudError:
+        fn = None
+    if fn is None:
+        if _moto_s3_invoke_lambda is not None:
+            _moto_s3_invoke_lambda(account_id, event_body, fn_arn, region_name)
+        return
+    cloud.invoke_async(fn.logical_id, json.dumps(event_body).encode())
 
 
 class LocalCloud:
@@ -87,6 +135,8 @@ class LocalCloud:
         self._server = None
         self._thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
+        self._async: list[tuple[threading.Thread, list[Invocation]]] = []
+        self._async_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -145,6 +195,12 @@ class LocalCloud:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         default_user_config["lambda"] = {"use_docker": False}
         LambdaSimpleBackend.invoke = _lambda_invoke  # type: ignore[method-assign]
+        global _moto_s3_invoke_lambda
+        import moto.s3.notifications as s3_notifications
+        if s3_notifications._invoke_awslambda is not _s3_notification:
+            _moto_s3_invoke_lambda = s3_notifications._invoke_awslambda
+            s3_notifications._invoke_awslambda = _s3_notification
+        _serialize_dynamodb_writes()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto")
         self._thread.start()
 
@@ -189,6 +245,43 @@ class LocalCloud:
             aws_secret_access_key="testing",
             config=Config(retries={"max_attempts": 1}),
         )
+
+    def invoke_async(self, function: str, payload: bytes) -> threading.Thread:
+        """Invoke a function asynchronously (InvocationType Event, S3 notifications): it runs on
+        a thread of its own; `wait_async` waits for it and returns what it answered."""
+        assert self.runtime is not None, "start() first"
+        runtime = self.runtime
+        holder: list[Invocation] = []
+
+        def run() -> None:
+            try:
+                holder.append(runtime.invoke(function, payload))
+            except LocalCloudError:
+                pass  # the runtime was shut down meanwhile
+
+        thread = threading.Thread(target=run, daemon=True, name=f"async-{function}")
+        with self._async_lock:
+            if len(self._async) > 1000:  # nobody waits (a long `localcloud start`): keep the running ones
+                self._async = [(t, h) for t, h in self._async if t.is_alive()]
+            self._async.append((thread, holder))
+        thread.start()
+        return thread
+
+    def wait_async(self, timeout: float = 60.0) -> list[Invocation]:
+        """Wait for the asynchronous invocations started so far (including those they start,
+        until none is left) and return their results, oldest first; each is returned once."""
+        deadline = time.monotonic() + timeout
+        done: list[Invocation] = []
+        while True:
+            with self._async_lock:
+                pending, self._async = self._async, []
+            if not pending:
+                return done
+            for thread, holder in pending:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    raise LocalCloudError(f"an asynchronous invocation ({thread.name}) is still running after {timeout:.0f} s")
+                done.extend(holder)
 
     def invoke(self, function: str, event: Any = None) -> Any:
         """Invoke a function with a JSON-serialisable event; returns the decoded answer."""

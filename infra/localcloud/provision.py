@@ -1,7 +1,8 @@
 """Creates the template's resources in moto through the AWS APIs, as CloudFormation would.
 
 Tables keep their keys, indexes, TTL, point-in-time recovery and encryption; buckets their
-versioning, encryption and public access block; API keys get their local values. State
+versioning, encryption, public access block and the notifications of functions' S3 events;
+API keys get their local values. State
 machines and schedules are created by `sfn.py` and `schedule.py`, which own those services.
 Properties localcloud does not know are an error naming the resource and the property.
 """
@@ -13,7 +14,7 @@ import secrets
 from typing import Any
 
 from .errors import UnsupportedConstruct
-from .template import Bucket, Stack, Table
+from .template import Bucket, BucketNotification, Stack, Table
 
 _TABLE_PROPERTIES = {
     "TableName", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
@@ -91,6 +92,31 @@ def create_bucket(s3: Any, bucket: Bucket) -> None:
         s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": p["Tags"]})
 
 
+def configure_notifications(s3: Any, stack: Stack) -> None:
+    """Give each bucket the notification configuration that SAM derives from the functions'
+    S3 events: one Lambda configuration per event, with its prefix/suffix filter. moto then
+    calls its S3 notification hook on matching writes, which `cloud.py` routes to the local
+    Lambda runtime as an asynchronous invoke."""
+    by_bucket: dict[str, list[BucketNotification]] = {}
+    for n in stack.notifications:
+        by_bucket.setdefault(n.bucket_name, []).append(n)
+    for bucket, notifications in by_bucket.items():
+        configurations = []
+        for n in notifications:
+            config: dict[str, Any] = {
+                "Id": f"{n.function_id}{n.event_id}",
+                "LambdaFunctionArn": stack.functions[n.function_id].arn,
+                "Events": list(n.events),
+            }
+            rules = [{"Name": name, "Value": value} for name, value in (("prefix", n.prefix), ("suffix", n.suffix)) if value]
+            if rules:
+                config["Filter"] = {"Key": {"FilterRules": rules}}
+            configurations.append(config)
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configurations}
+        )
+
+
 def api_key_values(stack: Stack, environ: dict[str, str] | None = None) -> dict[str, str]:
     """The local value of each ApiKey: from ``LOCALCLOUD_<KEY_ID>`` or freshly generated."""
     env = os.environ if environ is None else environ
@@ -111,6 +137,7 @@ def provision(stack: Stack, session_client: Any, api_keys: dict[str, str]) -> No
         s3 = session_client("s3")
         for bucket in stack.buckets.values():
             create_bucket(s3, bucket)
+        configure_notifications(s3, stack)
     if stack.topics:
         sns = session_client("sns")
         for name in stack.topics.values():

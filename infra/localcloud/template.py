@@ -51,7 +51,7 @@ SUPPORTED_TYPES = {
 } | set(INERT_TYPES)
 
 SUPPORTED_RUNTIMES = {"python3.11"}
-FUNCTION_EVENT_TYPES = {"Api", "Schedule"}
+FUNCTION_EVENT_TYPES = {"Api", "Schedule", "S3"}
 STATE_MACHINE_EVENT_TYPES = {"Schedule"}
 _GLOBAL_SECTIONS = {
     "Function": "AWS::Serverless::Function",
@@ -93,6 +93,20 @@ class Schedule:
     input: str | None
     enabled: bool
     description: str = ""
+
+
+@dataclass(frozen=True)
+class BucketNotification:
+    """An S3 event source: objects created (or removed) in a bucket of the template, whose key
+    matches the prefix and suffix filters, invoke a function asynchronously."""
+
+    bucket_id: str  # logical id of the AWS::S3::Bucket
+    bucket_name: str
+    function_id: str
+    event_id: str
+    events: tuple[str, ...]  # e.g. ("s3:ObjectCreated:*",)
+    prefix: str = ""
+    suffix: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,7 @@ class Stack:
     state_machines: dict[str, StateMachine] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
+    notifications: list[BucketNotification] = field(default_factory=list)
     inert: dict[str, str] = field(default_factory=dict)  # logical id -> type
 
     def function(self, name: str) -> Function:
@@ -192,11 +207,21 @@ def _env_var_for_key(logical_id: str) -> str:
     return f"LOCALCLOUD_{snake}"
 
 
+def _is_intrinsic(value: Any) -> bool:
+    """A ``{"Ref": ...}`` or ``{"Fn::...": ...}`` map: a value, not a map to merge (as in SAM)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    key = str(next(iter(value)))
+    return key in ("Ref", "Condition") or key.startswith("Fn::")
+
+
 def _merge_globals(globals_: dict, properties: dict) -> dict:
-    """SAM's Globals rule: maps merge (the resource wins), lists concatenate, scalars override."""
+    """SAM's Globals rule: maps merge (the resource wins), lists concatenate, scalars (and
+    intrinsic functions) override."""
     merged = copy.deepcopy(globals_)
     for key, value in properties.items():
-        if key in merged and isinstance(merged[key], dict) and isinstance(value, dict):
+        if (key in merged and isinstance(merged[key], dict) and isinstance(value, dict)
+                and not _is_intrinsic(merged[key]) and not _is_intrinsic(value)):
             merged[key] = _merge_globals(merged[key], value)
         elif key in merged and isinstance(merged[key], list) and isinstance(value, list):
             merged[key] = merged[key] + value
@@ -455,6 +480,9 @@ class _StackBuilder:
             etype = event.get("Type")
             if etype not in FUNCTION_EVENT_TYPES:
                 raise UnsupportedConstruct(f"{logical_id}.Events.{event_id}", f"the event source {etype}")
+            if etype == "S3":
+                stack.notifications.append(self._s3_event(logical_id, event_id, event.get("Properties") or {}))
+                continue
             eprops = self.resolver.resolve(event.get("Properties") or {}, f"{logical_id}.Events.{event_id}")
             if etype == "Api":
                 stack.routes.append(self._route(stack, logical_id, event_id, eprops))
@@ -477,6 +505,35 @@ class _StackBuilder:
             raise LocalCloudError(f"{logical_id}.Events.{event_id}: an Api event needs a Path starting with / and a Method")
         return Route(api.logical_id, event_id, path, method, logical_id,
                      bool(auth.get("ApiKeyRequired", api.api_key_required)))
+
+    def _s3_event(self, logical_id: str, event_id: str, raw: dict) -> BucketNotification:
+        """SAM's S3 event: ``Bucket`` must be a Ref to a bucket of this template (as SAM requires),
+        ``Events`` one event type or a list, ``Filter.S3Key.Rules`` prefix/suffix rules."""
+        where = f"{logical_id}.Events.{event_id}"
+        for key in raw:
+            if key not in ("Bucket", "Events", "Filter"):
+                raise UnsupportedConstruct(where, f"the S3 event property {key}")
+        ref = raw.get("Bucket")
+        bucket_id = ref.get("Ref") if isinstance(ref, dict) and set(ref) == {"Ref"} else None
+        if not isinstance(bucket_id, str) or (self.resources.get(bucket_id) or {}).get("Type") != "AWS::S3::Bucket":
+            raise LocalCloudError(f"{where}: an S3 event needs Bucket: !Ref <an AWS::S3::Bucket of this template>")
+        props = self.resolver.resolve({k: v for k, v in raw.items() if k != "Bucket"}, where)
+        events = props.get("Events")
+        events = [events] if isinstance(events, str) else events
+        if not events or not all(isinstance(e, str) and e.startswith("s3:") for e in events):
+            raise LocalCloudError(f"{where}: an S3 event needs Events, e.g. s3:ObjectCreated:*")
+        rules: dict[str, str] = {}
+        filter_ = props.get("Filter") or {}
+        for key in filter_:
+            if key != "S3Key":
+                raise UnsupportedConstruct(where, f"the S3 event filter {key}")
+        for rule in (filter_.get("S3Key") or {}).get("Rules") or []:
+            name = str(rule.get("Name", "")).lower()
+            if name not in ("prefix", "suffix") or not isinstance(rule.get("Value"), str):
+                raise LocalCloudError(f"{where}: S3Key rules are {{Name: prefix|suffix, Value: text}}")
+            rules[name] = rule["Value"]
+        return BucketNotification(bucket_id, self.physical_name(bucket_id), logical_id, event_id, tuple(events),
+                                  rules.get("prefix", ""), rules.get("suffix", ""))
 
     def _schedule(self, logical_id: str, event_id: str, eprops: dict, kind: str) -> Schedule:
         where = f"{logical_id}.Events.{event_id}"

@@ -292,16 +292,36 @@ class TestProductTemplate:
         assert "string field 'model'" in result.cause
 
     def test_canary_walks_its_stages_and_promotes(self, cloud: LocalCloud) -> None:
+        """The rollout makes v2 the challenger, walks its share of the traffic through the stages
+        in the deployment record the inference router reads, then promotes it: the registry's
+        champion alias moves (with its history) and the challenger is cleared."""
+        training = json.loads((ROOT / "events" / "TrainFunction.json").read_text())
+        v1, v2 = (cloud.invoke("TrainFunction", training)["version"] for _ in range(2))
+        cloud.invoke("ModelAdminFunction", {"model": "yield", "alias": "champion", "version": v1, "actor": "test"})
         stages = [1, 10, 50, 100]
         result = sfn.execute(cloud, "CanaryRolloutStateMachine", {
-            "model": "yield", "challenger": "v7", "stages": stages, "bake_seconds": 1800})
+            "model": "yield", "challenger": v2, "stages": stages, "bake_seconds": 1800})
         assert result.status == "SUCCEEDED", result.cause
-        weights = [json.loads(e["taskScheduledEventDetails"]["parameters"])["Item"]["challenger_percent"]["N"]
+        weights = [json.loads(e["taskScheduledEventDetails"]["parameters"])["ExpressionAttributeValues"][":p"]["N"]
                    for e in _state_events(result, "TaskScheduled", "SetWeights")]
         assert weights == [str(s) for s in stages]
         assert result.virtual_seconds == 1800 * len(stages)
-        item = cloud.client("dynamodb").get_item(
+        dynamodb = cloud.client("dynamodb")
+        item = dynamodb.get_item(
             TableName=cloud.stack.tables["DeploymentsTable"].name,
             Key={"model": {"S": "yield"}, "sk": {"S": "DEPLOYMENT"}})["Item"]
-        assert json.loads(item["champion"]["S"]) == "v7"
-        assert item["challenger_percent"] == {"N": "0"}
+        assert item["champion"] == {"N": str(v2)}
+        assert item["challenger_percent"] == {"N": "0"} and "challenger" not in item
+        history = dynamodb.query(
+            TableName=cloud.stack.tables["RegistryTable"].name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+            ExpressionAttributeValues={":pk": {"S": "MODEL#yield"}, ":h": {"S": "HISTORY#champion#"}})["Items"]
+        assert [(h["version"]["N"], h["by"]["S"]) for h in history] == [
+            (str(v1), "test"), (str(v2), result.execution_arn)]
+
+    def test_canary_of_an_unknown_version_fails_before_any_traffic_moves(self, cloud: LocalCloud) -> None:
+        result = sfn.execute(cloud, "CanaryRolloutStateMachine", {
+            "model": "yield", "challenger": 99, "stages": [10], "bake_seconds": 60})
+        assert result.status == "FAILED"
+        assert result.error == "VersionNotFound"
+        assert not _state_events(result, "TaskScheduled", "SetWeights")

@@ -30,6 +30,9 @@ from mlops.features.definitions import FeatureView
 from mlops.features.errors import BadRequest
 
 MAX_ROWS = 10_000  # per request; files are ingested in chunks of this size
+#: Rejected rows listed in an answer (the count is always complete): keeps an answer, and the
+#: idempotency record that stores it, well under DynamoDB's 400 KB item limit.
+MAX_REPORTED_ROWS = 500
 INCOMING_PREFIX = "incoming/"
 _REQUEST_KEYS = ("view", "rows", "all_or_nothing")
 
@@ -100,10 +103,12 @@ def outcome_status(accepted: int, rejected: Sequence[Any], batch_rejected: bool)
 
 def rejection_error(rejected: Sequence[Mapping[str, Any]], batch_rejected: bool, total: int) -> BadRequest:
     """The 400 for a batch of which nothing was stored."""
+    listed = rejection_details(rejected[:MAX_REPORTED_ROWS])
+    more = f" (errors of the first {MAX_REPORTED_ROWS} listed)" if len(rejected) > MAX_REPORTED_ROWS else ""
     if batch_rejected:
-        message = f"{len(rejected)} of {total} rows are invalid and all_or_nothing was asked: nothing was stored"
-        return BadRequest("batch_rejected", message, rejection_details(rejected))
-    return BadRequest("invalid_rows", f"all {total} rows are invalid: nothing was stored", rejection_details(rejected))
+        message = f"{len(rejected)} of {total} rows are invalid and all_or_nothing was asked: nothing was stored{more}"
+        return BadRequest("batch_rejected", message, listed)
+    return BadRequest("invalid_rows", f"all {total} rows are invalid: nothing was stored{more}", listed)
 
 
 # ------------------------------------------------------------------------------------- files

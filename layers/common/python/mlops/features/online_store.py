@@ -210,16 +210,21 @@ def batch_get_with_retries(
     max_delay: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
+    projection: tuple[str, dict[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Items of one BatchGetItem page (at most 100 distinct keys), retrying ``UnprocessedKeys``.
 
     ``call(request)`` sends a BatchGetItem request and returns the response. Between attempts
     it sleeps ``rng() * min(max_delay, base_delay * 2**attempt)`` (AWS's "full jitter"); after
     ``max_attempts`` attempts with keys still unprocessed it raises :class:`UnprocessedKeysError`.
+    ``projection`` is a ProjectionExpression and its attribute names.
     """
     if len(keys) > BATCH_GET_LIMIT:
         raise ValueError(f"a BatchGetItem page holds at most {BATCH_GET_LIMIT} keys, got {len(keys)}")
     request: dict[str, Any] = {table_name: {"Keys": list(keys), "ConsistentRead": consistent_read}}
+    if projection is not None:  # only the attributes a read needs (``values`` is a reserved word)
+        request[table_name]["ProjectionExpression"] = projection[0]
+        request[table_name]["ExpressionAttributeNames"] = projection[1]
     items: list[dict[str, Any]] = []
     for attempt in range(max_attempts):
         response = call({"RequestItems": request})
@@ -347,9 +352,10 @@ class OnlineStore:
         wanted = [[(encode_entity(v, e), v.name) for v in resolved] for e in entities]
         distinct = list(dict.fromkeys(k for keys in wanted for k in keys))
         items = self._fetch(distinct, consistent)
+        shapes = [(v.name, v.feature_names, micros_of(v.ttl)) for v in resolved]  # once, not per entity
         out = []
         for entity, keys in zip(entities, wanted):
-            answer = {v.name: self._answer(v, key, items.get(key), now_us) for v, key in zip(resolved, keys)}
+            answer = {shape[0]: self._answer(shape, key, items.get(key), now_us) for shape, key in zip(shapes, keys)}
             out.append(OnlineFeatures(entity, answer))
         return out
 
@@ -362,18 +368,20 @@ class OnlineStore:
             (ek, view), = keys
             response = connection.dispatch("GetItem", {
                 "TableName": table, "Key": {"entity_key": {"S": ek}, "view": {"S": view}},
-                "ConsistentRead": consistent,
+                "ConsistentRead": consistent, "ReturnConsumedCapacity": "NONE",
+                "ProjectionExpression": "event_ts, #values", "ExpressionAttributeNames": {"#values": "values"},
             })
             item = response.get("Item")
             return {keys[0]: item} if item else {}
 
         def page(chunk: list[tuple[str, str]]) -> list[dict[str, Any]]:
             return batch_get_with_retries(
-                lambda request: connection.dispatch("BatchGetItem", request),
+                lambda request: connection.dispatch("BatchGetItem", {**request, "ReturnConsumedCapacity": "NONE"}),
                 table,
                 [{"entity_key": {"S": ek}, "view": {"S": view}} for ek, view in chunk],
                 consistent_read=consistent,
                 max_attempts=self.max_attempts,
+                projection=("entity_key, #view, event_ts, #values", {"#view": "view", "#values": "values"}),
             )
 
         chunks = [keys[i:i + BATCH_GET_LIMIT] for i in range(0, len(keys), BATCH_GET_LIMIT)]
@@ -384,15 +392,17 @@ class OnlineStore:
         return found
 
     @staticmethod
-    def _answer(view: FeatureView, key: tuple[str, str], item: dict[str, Any] | None, now_us: int) -> ViewFeatures:
-        names = view.feature_names
+    def _answer(shape: tuple[str, tuple[str, ...], int], key: tuple[str, str], item: dict[str, Any] | None,
+                now_us: int) -> ViewFeatures:
+        """One view's answer from its item; ``shape`` is (view name, feature names, TTL in µs)."""
+        view, names, ttl_us = shape
         entity_key = key[0]
         if item is None:
-            return ViewFeatures(view.name, entity_key, "missing", dict.fromkeys(names))
+            return ViewFeatures(view, entity_key, "missing", dict.fromkeys(names))
         ts = int(item["event_ts"]["N"])
         event_time = to_datetime(ts)
         age = timedelta(microseconds=max(0, now_us - ts))
-        if now_us - ts > micros_of(view.ttl):
-            return ViewFeatures(view.name, entity_key, "expired", dict.fromkeys(names), event_time, age)
+        if now_us - ts > ttl_us:  # decided here, at read time: DynamoDB's TTL reaper may be days late
+            return ViewFeatures(view, entity_key, "expired", dict.fromkeys(names), event_time, age)
         stored = json.loads(item["values"]["S"])
-        return ViewFeatures(view.name, entity_key, "ok", {n: stored.get(n) for n in names}, event_time, age)
+        return ViewFeatures(view, entity_key, "ok", {n: stored.get(n) for n in names}, event_time, age)

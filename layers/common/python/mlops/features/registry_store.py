@@ -118,7 +118,9 @@ class RegisteredDefinition:
 class ApplyResult:
     """What :meth:`RegistryStore.apply` did with one definition: ``created`` (version 1),
     ``updated`` (a new version; ``changes`` says what changed), ``unchanged``, or ``outdated``
-    (the hash of an older version: not registered again)."""
+    (the content of an older version, whose number ``version`` is: not registered again, the
+    registry keeps its newer latest version). ``version`` and ``content_hash`` always describe
+    the applied definition."""
 
     kind: str
     name: str
@@ -204,8 +206,18 @@ class RegistryStore:
 
     def apply(self, definitions: Iterable[Definition], *, now: datetime | int,
               allow_revert: bool = False) -> list[ApplyResult]:
-        """Register each definition whose content changed (see the module docstring)."""
-        return [self.apply_one(d, now=now, allow_revert=allow_revert) for d in definitions]
+        """Register each definition whose content changed (see the module docstring). One Query
+        reads what is registered; only changed definitions cost more round trips."""
+        registered = {f"{d.kind}#{d.name}": d for d in self.listing().definitions}
+        out = []
+        for defn in definitions:
+            current = registered.get(f"{kind_of(defn)}#{defn.name}")
+            digest = content_hash(defn)
+            if current is not None and current.content_hash == digest:
+                out.append(ApplyResult(current.kind, current.name, "unchanged", current.version, digest))
+            else:
+                out.append(self.apply_one(defn, now=now, allow_revert=allow_revert))
+        return out
 
     def apply_one(self, defn: Definition, *, now: datetime | int, allow_revert: bool = False) -> ApplyResult:
         """Register one definition if its content hash is new; see the module docstring."""
@@ -216,8 +228,9 @@ class RegistryStore:
             current = self.get(kind, name)
             if current is not None and current.content_hash == digest:
                 return ApplyResult(kind, name, "unchanged", current.version, digest)
-            if current is not None and not allow_revert and any(v.content_hash == digest for v in current.versions):
-                return ApplyResult(kind, name, "outdated", current.version, current.content_hash)
+            older = [v.version for v in (current.versions if current else ()) if v.content_hash == digest]
+            if older and not allow_revert:
+                return ApplyResult(kind, name, "outdated", older[-1], digest)
             version = 1 if current is None else current.version + 1
             changes = diff(current.definition, defn).to_dict() if current is not None else None
             history = [{"version": v.version, "content_hash": v.content_hash, "registered_at_us": v.registered_at_us}

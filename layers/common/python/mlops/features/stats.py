@@ -96,7 +96,7 @@ class FeatureStats:
         if self.dtype != other.dtype:
             raise ValueError(f"cannot merge {self.dtype} statistics with {other.dtype} statistics")
         out = FeatureStats(self.dtype, self.count + other.count, self.nulls + other.nulls)
-        present = [s for s in (self, other) if s.count]
+        present = [s for s in (self, other) if s.count and s.min is not None]  # strings have no range
         if present:
             out.min = min(s.min for s in present)  # type: ignore[type-var]
             out.max = max(s.max for s in present)  # type: ignore[type-var]

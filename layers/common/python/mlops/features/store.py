@@ -34,7 +34,8 @@ from mlops.config import Resources
 from mlops.features.catalog import CATALOG, Catalog
 from mlops.features.definitions import EVENT_TIMESTAMP, FeatureView
 from mlops.features.freshness import FreshnessStatus, freshness_report
-from mlops.features.offline_store import OfflineStore, historical_features, partition_prefix
+from mlops.features.ingest import MAX_REPORTED_ROWS
+from mlops.features.offline_store import OfflineStore, historical_features
 from mlops.features.online_store import OnlineStore, WriteResult
 from mlops.features.registry_store import ApplyResult, RegistryStore
 from mlops.features.stats import daily_stats
@@ -51,7 +52,8 @@ def _iso(micros: int) -> str:
 
 @dataclass
 class IngestOutcome:
-    """What an ingestion did. ``stored`` is False when no row was accepted (nothing written)."""
+    """What an ingestion did. ``stored`` is False when no row was accepted (nothing written).
+    Its answer lists the first :data:`~mlops.features.ingest.MAX_REPORTED_ROWS` rejected rows."""
 
     view: str
     total: int
@@ -74,7 +76,8 @@ class IngestOutcome:
             "version": self.version,
             "rows": self.total,
             "accepted": self.accepted,
-            "rejected": self.rejected,
+            "rejected_rows": len(self.rejected),
+            "rejected": self.rejected[:MAX_REPORTED_ROWS],
             "batch_rejected": self.batch_rejected,
             "offline": {"rows": self.accepted if self.stored else 0,
                         "partitions": sorted({p.rsplit("/", 2)[-2] for p in self.offline_parts})},
@@ -200,7 +203,7 @@ class FeatureStore:
             return outcome
         registered = self.ensure_registered(now=now).get(f"feature_view#{view.name}")
         outcome.version = registered.version if registered else None
-        digest = registered.content_hash if registered and registered.status != "outdated" else None
+        digest = registered.content_hash if registered else None
         accepted = result.accepted
         outcome.offline_parts = self.offline.write(view, accepted, ingested_at=now, version=digest, source=source)
         outcome.online = self.online.write(view, accepted, now=now, version=digest)
@@ -218,7 +221,7 @@ class FeatureStore:
     def _materialize_view(self, view: FeatureView, start_us: int, end_us: int, now: datetime | int) -> MaterializeResult:
         rows = self.offline.read_rows(view, start_us, end_us)
         registered = self.ensure_registered(now=now).get(f"feature_view#{view.name}")
-        digest = registered.content_hash if registered and registered.status != "outdated" else None
+        digest = registered.content_hash if registered else None
         written = self.online.write(view, rows, now=now, version=digest)
         return MaterializeResult(view.name, start_us, end_us, len(rows), written)
 
@@ -266,10 +269,3 @@ class FeatureStore:
         """Point-in-time correct features for ``labels`` from the offline store."""
         return historical_features(self.offline, labels, self.catalog.resolve(views), label_time=label_time,
                                    full_feature_names=full_feature_names)
-
-    def offline_keys(self, view: str) -> list[str]:
-        """Every offline part of a view (for operators and tests)."""
-        return self.offline.keys(view)
-
-
-__all__ = ["FeatureStore", "IngestOutcome", "MaterializeResult", "partition_prefix"]

@@ -1,0 +1,36 @@
+"""GET /feature-views: the feature registry: entities, feature views and on-demand views, each
+with its latest version, content hash and version history, and each feature view's freshness.
+
+The deployed code's definitions are applied to the registry first (once per execution
+environment): a changed schema is recorded as a new version, never overwritten.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.features.store import FeatureStore
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+store = FeatureStore.from_env()
+
+
+@app.get("/feature-views")
+def list_feature_views() -> Response:
+    listing = store.listing(now=datetime.now(timezone.utc))
+    stale = [v["name"] for v in listing["feature_views"] if v.get("freshness", {}).get("stale")]
+    metrics.add_metric(name="StaleFeatureViews", unit=MetricUnit.Count, value=len(stale))
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=listing)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

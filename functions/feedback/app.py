@@ -1,0 +1,67 @@
+"""POST /feedback: join a ground-truth label to a logged prediction.
+
+Thin: parse the body (`mlops.models.feedback`), find the prediction (by request id, or the
+entity's latest prediction at or before a time) and join the label with one conditional write
+(`mlops.models.prediction_log`). Idempotent by construction: the same label again answers 200
+with ``"duplicate": true``; a different label is a 409; an unknown prediction a 404.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.api_errors import ApiError, parse_json_body
+from mlops.models.feedback import parse_feedback
+from mlops.models.prediction_log import LabelConflict, PredictionLog, PredictionNotFound
+from mlops.models.registry import iso_utc
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+log = PredictionLog(os.environ["PREDICTIONS_TABLE"], dynamodb=boto3.client("dynamodb"))
+
+
+@app.exception_handler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    metrics.add_metric(name="FeedbackRejected", unit=MetricUnit.Count, value=1)
+    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.body())
+
+
+@app.post("/feedback")
+def feedback() -> Response:
+    req = parse_feedback(parse_json_body(app.current_event.decoded_body))
+    caller = (app.current_event.request_context.identity.api_key_id or "unknown")
+    request_id = req.request_id
+    if request_id is None:
+        found = log.latest_for_entity(req.entity_id or "", req.at or "", model=req.model)
+        if found is None:
+            raise ApiError.not_found("prediction_not_found",
+                                     f"no prediction for entity {req.entity_id!r} at or before {req.at}",
+                                     "entity_id")
+        request_id = found.request_id
+    try:
+        joined, first = log.record_feedback(request_id, req.label, at=iso_utc(datetime.now(timezone.utc)), by=caller)
+    except PredictionNotFound as exc:
+        raise ApiError.not_found("prediction_not_found", str(exc), "request_id") from None
+    except LabelConflict as exc:
+        raise ApiError.conflict(f"prediction {request_id} already has label {exc.existing.label}; "
+                                f"feedback gave {exc.label}", "label", "conflicts with the stored label") from None
+    metrics.add_dimension(name="model", value=joined.model)
+    metrics.add_metric(name="Feedback", unit=MetricUnit.Count, value=1 if first else 0)
+    metrics.add_metric(name="FeedbackCorrect", unit=MetricUnit.Count, value=int(joined.predicted_label == req.label))
+    body = {"request_id": request_id, "label": req.label, "duplicate": not first,
+            "correct": joined.predicted_label == req.label, "prediction": joined.to_api()}
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)
