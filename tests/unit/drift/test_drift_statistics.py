@@ -195,3 +195,14 @@ def test_numeric_drift_many_equals_scipy_per_column() -> None:
         assert d.kl == pytest.approx(float(stats.entropy(pr, pc)), rel=RTOL)
         assert d.jensenshannon == pytest.approx(float(jensenshannon(rc, cc)), rel=RTOL)
     assert numeric_drift_raw(refs[0], curs[0]).ks_pvalue == results[0].ks_pvalue
+
+
+def test_wasserstein_far_from_zero_stays_exact() -> None:
+    """200 values at 1e6 spread over 1e-5 (about 86,000 ulps, so no two share a truncated
+    bit pattern): one ulp of the values is visible in W1 (~2e-6), so the merge must not keep
+    its one-ulp shortcut here."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        a = 1e6 + rng.uniform(0, 1e-5, 100)
+        b = 1e6 + 2e-6 + rng.uniform(0, 1e-5, 100)
+        assert wasserstein.wasserstein(a, b) == pytest.approx(float(stats.wasserstein_distance(a, b)), rel=1e-12)

@@ -116,7 +116,7 @@ class NumericBaseline:
         n = len(x)
         if n == 0:
             return cls(0, nulls, math.nan, math.nan, math.nan, math.nan, 0, [], [0], np.empty(0), True, None)
-        edges = quantile_edges(x, n_bins)
+        edges = quantile_edges(x, n_bins, is_sorted=True)
         below = np.searchsorted(x, edges, side="left")
         counts = np.diff(np.concatenate([[0], below, [n]])).astype(int).tolist()
         distinct = np.concatenate([[True], x[1:] != x[:-1]])

@@ -27,7 +27,7 @@ import numpy as np
 
 from mlops.drift.divergence import jensen_shannon, kl_divergence
 from mlops.drift.ks import ks_pvalue
-from mlops.drift.psi import DEFAULT_BINS, EPSILON, bin_counts, psi, shares
+from mlops.drift.psi import DEFAULT_BINS, EPSILON, psi, share_list
 from mlops.drift.twosample import two_sample
 from mlops.drift.wasserstein import normalised_wasserstein
 
@@ -73,19 +73,26 @@ def numeric_drift(sample: np.ndarray, current: np.ndarray, *, edges: np.ndarray 
         t = two_sample(sample, cur, np.asarray(edges, dtype=np.float64), reference_sorted=sample_sorted)
     edges = t.edges
     ks = ks_pvalue(t.ks_statistic, int(n_reference), len(cur))
-    cur_counts = bin_counts(t.cur_below, len(cur))
-    ref_counts = bin_counts(t.ref_below, len(sample)) if reference_counts is None else np.asarray(reference_counts)
-    p_ref = shares(ref_counts, eps)
-    p_cur = shares(cur_counts, eps)
+    cur_counts = _bin_counts(t.cur_below.tolist(), len(cur))
+    if reference_counts is None:
+        ref_counts = _bin_counts(t.ref_below.tolist(), len(sample))
+    else:
+        ref_counts = [int(c) for c in reference_counts]
     return NumericDrift(
         n_reference=int(n_reference), n_current=len(cur),
         ks_statistic=ks.statistic, ks_pvalue=ks.pvalue, ks_method=ks.method,
         wasserstein=t.wasserstein, wasserstein_norm=normalised_wasserstein(t.wasserstein, reference_std),
         psi=float(psi(ref_counts, cur_counts, eps)),
-        kl=float(kl_divergence(p_ref, p_cur)),
+        kl=float(kl_divergence(share_list(ref_counts, eps), share_list(cur_counts, eps))),
         jensenshannon=float(jensen_shannon(ref_counts, cur_counts)),
         edges=edges, reference_counts=np.asarray(ref_counts, dtype=np.int64),
         current_counts=np.asarray(cur_counts, dtype=np.int64))
+
+
+def _bin_counts(below: list[int], total: int) -> list[int]:
+    """Counts per bin from the counts below each edge (pure Python: a dozen numbers)."""
+    bounds = [0] + below + [total]
+    return [b - a for a, b in zip(bounds, bounds[1:])]
 
 
 def numeric_drift_raw(reference: np.ndarray, current: np.ndarray, n_bins: int = DEFAULT_BINS,

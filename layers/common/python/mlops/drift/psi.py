@@ -22,6 +22,7 @@ the chooser's default threshold is 0.1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -74,6 +75,13 @@ def bin_counts(below: np.ndarray, total: int) -> np.ndarray:
     return np.diff(np.concatenate([[0], b, [total]]))
 
 
+def share_list(counts: Sequence[float], eps: float = EPSILON) -> list[float]:
+    """:func:`shares` for a short list, in pure Python."""
+    total = float(sum(counts))
+    out = [float(c) / total if total else math.nan for c in counts]
+    return [eps if x == 0 else x for x in out]
+
+
 def shares(counts: Sequence[float] | np.ndarray, eps: float = EPSILON) -> np.ndarray:
     """Counts to shares with empty bins set to ``eps`` (along the last axis)."""
     c = np.asarray(counts, dtype=np.float64)
@@ -85,7 +93,11 @@ def shares(counts: Sequence[float] | np.ndarray, eps: float = EPSILON) -> np.nda
 
 def psi(reference_counts: Sequence[float] | np.ndarray, current_counts: Sequence[float] | np.ndarray,
         eps: float = EPSILON) -> float | np.ndarray:
-    """PSI of two histograms on the same bins (vectorised over leading axes)."""
+    """PSI of two histograms on the same bins (vectorised over leading axes; two short
+    lists take a pure-Python path with the same formula)."""
+    if isinstance(reference_counts, list) and isinstance(current_counts, list) and len(reference_counts) <= 64:
+        return sum((q - p) * math.log(q / p)
+                   for p, q in zip(share_list(reference_counts, eps), share_list(current_counts, eps)))
     p = shares(reference_counts, eps)
     q = shares(current_counts, eps)
     value = np.sum((q - p) * np.log(q / p), axis=-1)
