@@ -20,6 +20,8 @@ after a detection starts afresh, as river's do. On top of that:
 
 from __future__ import annotations
 
+import abc
+
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ class Detections:
     warnings: list[int] = field(default_factory=list)
 
 
-class DriftDetector:
+class DriftDetector(abc.ABC):
     """Base class: a drift flag, counters, JSON state (subclasses add their own)."""
 
     kind: ClassVar[str] = ""
@@ -62,8 +64,9 @@ class DriftDetector:
         """Whether the last update detected a drift."""
         return self._drift_detected
 
-    def update(self: D, x: float) -> D:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def update(self: D, x: float) -> D:
+        """Implemented by each detector."""
 
     def update_many(self, values: Iterable[float]) -> Detections:
         """Feed values in order; the positions where drift (and warnings) were detected."""
@@ -78,14 +81,17 @@ class DriftDetector:
 
     # -- state ---------------------------------------------------------------------------
 
-    def params(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Implemented by each detector."""
 
-    def _get_state(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _get_state(self) -> dict[str, Any]:
+        """Implemented by each detector."""
 
-    def _set_state(self, state: Mapping[str, Any]) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        """Implemented by each detector."""
 
     def to_dict(self) -> dict[str, Any]:
         """The detector's parameters and complete state as a strict-JSON dict."""
