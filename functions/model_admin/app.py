@@ -22,13 +22,14 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.api_errors import ApiError, check_keys, parse_json_body
 from mlops.models.registry import APPROVAL_STATUSES, alias_problem, model_name_problem, parse_version
 from mlops.models.registry_store import RegistryError, RegistryStore
+from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
@@ -38,18 +39,7 @@ registry = RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUC
 MAX_REASON = 1000
 
 
-def _json(status: int, body: dict) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
-
-
-@app.exception_handler(ApiError)
-def _api_error(exc: ApiError) -> Response:
-    return _json(exc.status, exc.body())
-
-
-@app.exception_handler(RegistryError)
-def _registry_error(exc: RegistryError) -> Response:
-    return _api_error(exc.to_api_error())
+answer_errors(app, {RegistryError: RegistryError.to_api_error})
 
 
 def _path(name: str, alias: str | None = None) -> dict[str, str]:
@@ -94,7 +84,7 @@ def move_alias(name: str, alias: str) -> Response:
     move = registry.move_alias(name, alias, version, by=_caller(), reason=reason)  # type: ignore[arg-type]
     metrics.add_metric(name="AliasMoves", unit=MetricUnit.Count, value=1)
     logger.info("alias moved", extra=move.to_api())
-    return _json(200, move.to_api())
+    return json_response(200, move.to_api())
 
 
 @app.delete("/models/<name>/aliases/<alias>")
@@ -106,7 +96,7 @@ def remove_alias(name: str, alias: str) -> Response:
     move = registry.remove_alias(name, alias, by=_caller(), reason=reason)
     metrics.add_metric(name="AliasMoves", unit=MetricUnit.Count, value=1)
     logger.info("alias removed", extra=move.to_api())
-    return _json(200, move.to_api())
+    return json_response(200, move.to_api())
 
 
 @app.post("/models/<name>/versions/<version>/approval")
@@ -126,7 +116,7 @@ def approval(name: str, version: str) -> Response:
         raise ApiError.invalid(problems)
     updated = registry.set_approval(name, number, body["status"], by=_caller(), reason=reason)  # type: ignore[arg-type]
     metrics.add_metric(name="ApprovalChanges", unit=MetricUnit.Count, value=1)
-    return _json(200, updated.to_api([a for a, v in registry.aliases(name).items() if v == number]))
+    return json_response(200, updated.to_api([a for a, v in registry.aliases(name).items() if v == number]))
 
 
 def _direct(event: dict[str, Any]) -> dict[str, Any]:

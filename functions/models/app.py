@@ -12,13 +12,14 @@ import os
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.api_errors import ApiError
 from mlops.models.registry import alias_problem, model_name_problem, parse_time, parse_version
 from mlops.models.registry_store import RegistryError, RegistryStore
+from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
@@ -27,18 +28,7 @@ registry = RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUC
                          dynamodb=boto3.client("dynamodb"))
 
 
-def _json(status: int, body: dict) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
-
-
-@app.exception_handler(ApiError)
-def _api_error(exc: ApiError) -> Response:
-    return _json(exc.status, exc.body())
-
-
-@app.exception_handler(RegistryError)
-def _registry_error(exc: RegistryError) -> Response:
-    return _api_error(exc.to_api_error())
+answer_errors(app, {RegistryError: RegistryError.to_api_error})
 
 
 def _name(name: str) -> str:
@@ -52,7 +42,7 @@ def _name(name: str) -> str:
 def list_models() -> Response:
     models = registry.list_models()
     metrics.add_metric(name="RegistryReads", unit=MetricUnit.Count, value=1)
-    return _json(200, {"models": models})
+    return json_response(200, {"models": models})
 
 
 @app.get("/models/<name>/versions/<version>")
@@ -64,7 +54,7 @@ def get_version(name: str, version: str) -> Response:
     found = registry.get_version(name, number)
     aliases = [alias for alias, v in registry.aliases(name).items() if v == number]
     metrics.add_metric(name="RegistryReads", unit=MetricUnit.Count, value=1)
-    return _json(200, found.to_api(aliases))
+    return json_response(200, found.to_api(aliases))
 
 
 @app.get("/models/<name>/aliases/<alias>")
@@ -90,7 +80,7 @@ def get_alias(name: str, alias: str) -> Response:
         version = registry.alias_version_at(name, alias, when)
         body = {"model": name, "alias": alias, "at": when, "version": version}
     metrics.add_metric(name="RegistryReads", unit=MetricUnit.Count, value=1)
-    return _json(200, body)
+    return json_response(200, body)
 
 
 @logger.inject_lambda_context
