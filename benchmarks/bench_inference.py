@@ -523,15 +523,48 @@ def moto_client(endpoint: str, table: str, concurrency: int, seconds: float) -> 
 
 
 def moto_rows(cloud: Cloud, concurrency: int, seconds: float = 8.0) -> list[dict]:
-    out = subprocess.run([sys.executable, __file__, "--moto-client", "--port", str(cloud.moto), "--concurrency",
-                          str(concurrency), "--seconds", str(seconds)],
-                         check=True, capture_output=True, text=True, timeout=seconds + 120)
-    result = json.loads(out.stdout)
+    def put_rate(port: int) -> dict:
+        out = subprocess.run([sys.executable, __file__, "--moto-client", "--port", str(port), "--concurrency",
+                              str(concurrency), "--seconds", str(seconds)],
+                             check=True, capture_output=True, text=True, timeout=seconds + 120)
+        return json.loads(out.stdout)
+
+    result = put_rate(cloud.moto)
     rate = result["calls"] / result["wall_s"]
+    # Peer: moto as shipped (its own server, no localcloud speedups), same table, same client.
+    table = cloud.client("dynamodb").describe_table(TableName="mlops-PredictionsTable")["Table"]
+    port = free_port()
+    plain = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    break
+            except OSError:
+                if plain.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("moto.server did not come up") from None
+                time.sleep(0.2)
+        indexes = {kind: [{k: index[k] for k in ("IndexName", "KeySchema", "Projection")} for index in table[kind]]
+                   for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") if table.get(kind)}
+        cloud.client("dynamodb", f"http://{HOST}:{port}").create_table(
+            TableName=table["TableName"], KeySchema=table["KeySchema"], BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=table["AttributeDefinitions"], **indexes)
+        peer = put_rate(port)
+    finally:
+        plain.send_signal(signal.SIGINT)
+        try:
+            plain.wait(30)
+        except subprocess.TimeoutExpired:
+            plain.kill()
+            plain.wait()
     how = (f"{result['calls']} PutItem calls of prediction-sized items to the PredictionsTable from {concurrency} "
            f"threads in a separate process for {seconds:.0f} s, straight to `localcloud start`'s moto (no API, no "
-           "Lambda): the ceiling of every request that writes its prediction log")
-    return [row(f"moto alone: DynamoDB PutItem throughput, {concurrency} clients", rate, "calls/s", how)]
+           "Lambda; with localcloud.moto_speedups): the ceiling of every request that writes its prediction log; "
+           f"peer: the same client against `python -m moto.server` ({peer['calls']} calls)")
+    return [row(f"moto alone: DynamoDB PutItem throughput, {concurrency} clients", rate, "calls/s", how,
+                "moto 5.2.5 as shipped (its own server, no localcloud speedups)", peer["calls"] / peer["wall_s"])]
 
 
 # -------------------------------------------------------------------------------- main

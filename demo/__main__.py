@@ -1,123 +1,200 @@
-"""`make demo`: the whole path on the embedded local cloud, one line per step.
+"""`make demo`: the MLOps loop on the embedded local cloud, one line per step.
 
-Provision the template into moto, invoke a function, call the API over real HTTP on
-127.0.0.1 (with and without its key), invoke through the Lambda endpoint with boto3, run the
-canary-rollout state machine on the virtual clock, and let a week pass so the weekly
-retraining schedule fires. Writes reports/demo/summary.json with the key numbers.
+Provision the template into moto (fault injection on, for the bad version of step 7); ingest
+13 weeks of the worked example's parametric tests and outcomes through POST /features; the
+retraining state machine trains v1 (the first version waits for a person: promoted by hand);
+serve traffic over real HTTP on 127.0.0.1 with feedback; retrain v2 and roll it out through the
+canary state machine (1 -> 10 -> 50 -> 100%, statistical gate at each stage) while traffic
+flows; register a deliberately failing v3 and watch the canary roll it back at its first stage;
+verify the audit chain. Bakes run on the virtual clock. Writes reports/demo/summary.json.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import random
 import sys
+import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
+import numpy as np
 
-from localcloud import schedule, sfn
+from demo.yield_data import FEATURES, START, iso, request_rows, week
+from localcloud import sfn
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
-from localcloud.lambda_endpoint import LambdaEndpoint
 from localcloud.template import load_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_DIR = ROOT / "reports" / "demo"
+WEEKS = 13
+WINDOW = {"start": iso(START), "end": iso(START.replace(year=START.year + 1))}
+SPEC = {"features": FEATURES, "slices": ["tester_id", "fab_site"],
+        "config": {"n_estimators": 40, "seed": 0, "sensitive": ["fab_site"]}}
+# a demo's stages see few rows: 5 per variant per stage, as many re-bakes as traffic needs
+POLICY = {"min_samples": 5, "min_labelled": 20, "max_extensions": 100000, "baseline_seconds": 0,
+          "settle_seconds": 2}
 
 
 def step(n: int, text: str) -> None:
     print(f"[{n}] {text}", flush=True)
 
 
-def http_get(url: str, key: str | None = None) -> tuple[int, Any, float]:
-    request = urllib.request.Request(url, headers={"x-api-key": key} if key else {})
-    t0 = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
-    return status, json.loads(body or b"null"), (time.perf_counter() - t0) * 1000
+class Client:
+    """JSON over one keep-alive HTTP connection to the local API."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.key = key
+
+    def __call__(self, method: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any, float]:
+        t0 = time.perf_counter()
+        headers = {"Content-Type": "application/json"}
+        if key or self.key:
+            headers["x-api-key"] = key or self.key
+        self.conn.request(method, path, body=None if body is None else json.dumps(body).encode(), headers=headers)
+        resp = self.conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null"), (time.perf_counter() - t0) * 1000
+
+
+class Traffic:
+    """Batch predictions from a thread until stopped; every 10th row gets its feedback."""
+
+    def __init__(self, port: int, key: str, seed: int) -> None:
+        self.client, self.rng = Client(port, key), random.Random(seed)
+        self.stop = threading.Event()
+        self.latency_ms: dict[int, list[float]] = {}
+        self.rows = 0
+        self.statuses: dict[int, int] = {}
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.once()
+
+    def once(self, n: int = 100) -> None:
+        batch = request_rows(self.rng, n)
+        status, body, ms = self.client("POST", "/predict/batch", {"model": "yield", "rows": [r for r, _ in batch]})
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status != 200:
+            return
+        for i, (answer, (_, label)) in enumerate(zip(body["predictions"], batch)):
+            self.latency_ms.setdefault(answer["version"], []).append(ms)
+            if i % 10 == 0:
+                self.client("POST", "/feedback", {"request_id": answer["request_id"], "label": label})
+        self.rows += len(body["predictions"])
+
+    def __enter__(self) -> "Traffic":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
+def stages(history: list[dict]) -> list[dict]:
+    return [{"percent": h["percent"], "decision": h.get("decision"), "reasons": h.get("reasons", []),
+             "extensions": h.get("extensions", 0), "stage_counts": h.get("stage_counts"),
+             "checks": {c["name"]: {k: c.get(k) for k in ("passed", "observed", "limit", "p_value")}
+                        for c in h.get("checks", [])}} for h in history]
 
 
 def main() -> int:
     started = time.perf_counter()
-    summary: dict[str, Any] = {}
-    stack = load_stack(ROOT / "template.yaml")
-    with LocalCloud(stack, log_sink=lambda fid, line: None) as cloud:
-        step(1, f"provisioned {len(stack.tables)} tables, {len(stack.buckets)} buckets, "
-                f"{len(stack.state_machines)} state machines, {len(stack.api_keys)} API keys into moto at {cloud.endpoint_url}")
+    summary: dict[str, Any] = {"versions": {}}
+    stack = load_stack(ROOT / "template.yaml", parameter_overrides={"FaultInjection": "enabled"})
+    overrides = {"InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0"}}
+    with LocalCloud(stack, log_sink=lambda fid, line: None, env_vars=overrides) as cloud, \
+            ApiServer(cloud.runtime, stack, cloud.api_keys, host="127.0.0.1", port=0, quiet=True) as api:
+        os.environ["AWS_ENDPOINT_URL"] = cloud.endpoint_url
+        key, admin = cloud.api_keys["ApiKey"], cloud.api_keys["AdminApiKey"]
+        client = Client(api.port, key)
+        step(1, f"provisioned {len(stack.tables)} tables, {len(stack.buckets)} buckets, {len(stack.functions)} functions, "
+                f"{len(stack.state_machines)} state machines into moto; API on {api.url}")
 
-        deep = {"resource": "/health", "path": "/health", "httpMethod": "GET", "headers": {},
-                "queryStringParameters": {"deep": "true"},
-                "requestContext": {"requestId": "demo", "stage": stack.apis["MlopsApi"].stage,
-                                   "resourcePath": "/health", "httpMethod": "GET"},
-                "body": None, "isBase64Encoded": False}
-        invocation = cloud.runtime.invoke("HealthFunction", json.dumps(deep))
-        body = json.loads(invocation.json()["body"])
-        step(2, f"invoke HealthFunction (cold start, init {invocation.init_ms:.0f} ms): {body['status']}, "
-                f"{sum(v == 'ok' for v in body['checks'].values())}/{len(body['checks'])} tables answer")
-        summary["invoke"] = {"status": body["status"], "init_ms": round(invocation.init_ms or 0, 1)}
+        batches = [week(n) for n in range(WEEKS)]
+        for view in ("device_parametrics", "device_outcomes"):
+            rows = [r for b in batches for r in (b.parametrics if view == "device_parametrics" else b.outcomes)]
+            status, body, _ = client("POST", "/features", {"view": view, "rows": rows})
+            assert status == 200 and body["accepted"] == len(rows), body
+        fail_rate = float(np.mean([o["label"] for b in batches for o in b.outcomes]))
+        step(2, f"ingested {WEEKS} weeks: {len(rows)} devices' parametric tests and outcomes "
+                f"(fail rate {fail_rate:.1%}) into the offline (S3) and online (DynamoDB) stores")
+        summary["data"] = {"weeks": WEEKS, "devices": len(rows), "fail_rate": round(fail_rate, 4)}
 
-        key = cloud.api_keys["ApiKey"]
-        with ApiServer(cloud.runtime, stack, cloud.api_keys, host="127.0.0.1", port=0, quiet=True) as api:
-            no_key, no_key_body, _ = http_get(f"{api.url}/health")
-            ok, ok_body, _ = http_get(f"{api.url}/health?deep=true", key)
-            latencies = sorted(http_get(f"{api.url}/health", key)[2] for _ in range(50))
-            unknown, unknown_body, _ = http_get(f"{api.url}/nowhere", key)
-        p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95) - 1]
-        step(3, f"GET /health over HTTP: {no_key} {no_key_body['message']} without a key, {ok} {ok_body['status']} with it; "
-                f"unknown route {unknown} {unknown_body['message']}; warm p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-        summary["api"] = {"without_key": no_key, "with_key": ok, "unknown_route": unknown,
-                          "p50_ms": round(p50, 2), "p95_ms": round(p95, 2), "requests": len(latencies) + 3}
+        first = sfn.execute(cloud, "RetrainingStateMachine", {"model": "yield", "reason": "first model",
+                                                              "window": WINDOW, "spec": SPEC}, timeout=600)
+        assert first.succeeded, first.cause
+        v1 = first.output["registered"]["value"]["version"]
+        auc1 = first.output["candidate"]["value"]["metrics"]["roc_auc"]
+        status, _, _ = client("POST", "/models/yield/aliases/champion", {"version": v1, "reason": "first model"},
+                              key=admin)
+        assert status == 200
+        step(3, f"retraining run: data validated, point-in-time set built, v{v1} trained (holdout AUC {auc1:.3f}), "
+                f"gated and registered in {first.wall_seconds:.1f} s; promoted to champion by hand")
+        summary["versions"][v1] = {"fate": "champion (first model)", "auc": round(auc1, 4)}
 
-        with LambdaEndpoint(cloud.runtime, host="127.0.0.1", port=0, quiet=True) as endpoint:
-            client = boto3.client("lambda", endpoint_url=endpoint.url, region_name=stack.region,
-                                  aws_access_key_id="local", aws_secret_access_key="local")
-            answer = client.invoke(FunctionName="HealthFunction", Payload=json.dumps(deep).encode())
-            status = json.loads(answer["Payload"].read())["statusCode"]
-        step(4, f"boto3 lambda.invoke through the Lambda endpoint: HTTP {answer['StatusCode']}, handler statusCode {status}")
-        summary["lambda_endpoint"] = {"status": answer["StatusCode"], "handler_status": status}
+        traffic = Traffic(api.port, key, seed=1)
+        for _ in range(10):
+            traffic.once()
+        lat = traffic.latency_ms.get(v1, [0])
+        step(4, f"served {traffic.rows} predictions over HTTP in 100-row batches, with feedback: "
+                f"batch latency p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms")
 
-        # Two registered versions (the sample training event, trained twice by TrainFunction), v1
-        # made champion, then the canary rollout of v2 moves the traffic and promotes it.
-        training = json.loads((ROOT / "events" / "TrainFunction.json").read_text())
-        trained = [cloud.invoke("TrainFunction", training)["version"] for _ in range(2)]
-        cloud.invoke("ModelAdminFunction", {"model": "yield", "alias": "champion", "version": trained[0],
-                                            "reason": "demo", "actor": "demo"})
-        rollout = sfn.execute(cloud, "CanaryRolloutStateMachine",
-                              {"model": "yield", "challenger": trained[1], "stages": [1, 10, 50, 100],
-                               "bake_seconds": 3600})
-        item = cloud.client("dynamodb").get_item(TableName=stack.tables["DeploymentsTable"].name,
-                                                 Key={"model": {"S": "yield"}, "sk": {"S": "DEPLOYMENT"}})["Item"]
-        step(5, f"trained and registered v{trained[0]} and v{trained[1]}; canary rollout of v{trained[1]} "
-                f"1->10->50->100%: {rollout.status} in {rollout.wall_seconds:.2f} s wall, "
-                f"{rollout.virtual_seconds / 3600:.0f} h of bake on the virtual clock; champion now v{item['champion']['N']}")
-        summary["canary"] = {"status": rollout.status, "wall_seconds": round(rollout.wall_seconds, 3),
-                             "virtual_hours": rollout.virtual_seconds / 3600, "events": len(rollout.events),
-                             "versions": trained, "champion": int(item["champion"]["N"])}
+        with Traffic(api.port, key, seed=2) as live:
+            run = sfn.execute(cloud, "RetrainingStateMachine", {
+                "model": "yield", "reason": "schedule", "window": WINDOW,
+                "spec": {**SPEC, "config": {**SPEC["config"], "seed": 1}},
+                "canary": {"stages": [1, 10, 50, 100], "bake_seconds": 3600, "policy": POLICY}}, timeout=600)
+        assert run.succeeded, run.cause
+        v2 = run.output["registered"]["value"]["version"]
+        canary = run.output["canary"]
+        gate = run.output["gate"]["value"]
+        path = " -> ".join(f"{h['percent']:g}%" for h in canary["history"])
+        checks = ", ".join(c["name"] for c in gate["checks"])
+        step(5, f"retraining + canary: v{v2} passed the gate ({checks}) and went {path}: {canary['outcome']} in "
+                f"{run.wall_seconds:.1f} s wall, {run.virtual_seconds / 3600:.0f} h of bakes on the virtual clock; "
+                f"{live.rows} predictions served meanwhile")
+        summary["versions"][v2] = {"fate": canary["outcome"], "auc": round(run.output["candidate"]["value"]["metrics"]["roc_auc"], 4)}
+        summary["canary_v2"] = {"wall_seconds": round(run.wall_seconds, 2), "virtual_hours": run.virtual_seconds / 3600,
+                                "stages": stages(canary["history"])}
 
-        firings = schedule.advance(cloud, schedule.parse_duration("7d"))
-        runs = cloud.client("dynamodb").query(
-            TableName=stack.tables["RegistryTable"].name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
-            ExpressionAttributeValues={":pk": {"S": "MODEL#yield"}, ":run": {"S": "RUN#"}},
-        )["Items"]
-        fired = ", ".join(f"{f.rule_name} at {f.time:%a %Y-%m-%d %H:%M} UTC -> {f.status}" for f in firings)
-        step(6, f"a week passes on the virtual clock: {len(firings)} schedule firing(s) ({fired}); "
-                f"{len(runs)} retraining run(s) recorded in the registry")
-        summary["schedule"] = {"firings": [{"rule": f.rule_name, "time": f.time.isoformat(), "status": f.status}
-                                           for f in firings], "retraining_runs": len(runs)}
+        bad = json.loads((ROOT / "events" / "TrainFunction.json").read_text())
+        v3 = cloud.invoke("TrainFunction", bad)["version"]
+        status, _, _ = client("POST", f"/models/yield/versions/{v3}/faults", {"error_rate": 1.0}, key=admin)
+        assert status == 200
+        with Traffic(api.port, key, seed=3) as live:
+            rollback = sfn.execute(cloud, "CanaryRolloutStateMachine", {
+                "model": "yield", "challenger": v3, "stages": [1, 10, 50, 100], "bake_seconds": 3600,
+                "policy": POLICY}, timeout=600)
+        assert rollback.succeeded, rollback.cause
+        out = rollback.output
+        errors = next(c for c in out["history"][-1]["checks"] if c["name"] == "error_rate")
+        step(6, f"v{v3} made to fail every request (fault injection): clients kept getting the champion's answers "
+                f"({live.statuses}); the gate saw error rate {errors['observed']:.0%} (z-test p={errors['p_value']:.1e}) "
+                f"at {out['history'][-1]['percent']:g}% and the canary {out['outcome'].replace('_', ' ')}")
+        summary["versions"][v3] = {"fate": out["outcome"], "reasons": out["reasons"]}
+        summary["canary_v3"] = {"wall_seconds": round(rollback.wall_seconds, 2), "stages": stages(out["history"])}
+
+        status, verified, _ = client("GET", "/audit/verify", key=admin)
+        records = sum(c["records"] for c in verified["chains"])
+        step(7, f"audit trail: {records} hash-chained records in {len(verified['chains'])} chains; "
+                f"verify says {'intact' if verified['ok'] else 'BROKEN at ' + json.dumps(verified['first_bad'])}")
+        summary["audit"] = {"ok": verified["ok"], "records": records, "chains": len(verified["chains"])}
+        status, models, _ = client("GET", "/models")
+        summary["requests_served"] = traffic.rows
 
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     (REPORT_DIR / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    step(7, f"done in {summary['wall_seconds']} s; summary in {REPORT_DIR.relative_to(ROOT)}/summary.json")
-    ok = (summary["api"]["without_key"] == 403 and summary["api"]["with_key"] == 200
-          and rollout.status == "SUCCEEDED" and len(runs) >= 1)
+    step(8, f"done in {summary['wall_seconds']} s; summary in {REPORT_DIR.relative_to(ROOT)}/summary.json")
+    ok = (summary["versions"][v2]["fate"] == "promoted" and summary["versions"][v3]["fate"] == "rolled_back"
+          and summary["audit"]["ok"])
     return 0 if ok else 1
 
 

@@ -4,6 +4,11 @@ Thin: parse the body (`mlops.models.feedback`), find the prediction (by request 
 entity's latest prediction at or before a time) and join the label with one conditional write
 (`mlops.models.prediction_log`). Idempotent by construction: the same label again answers 200
 with ``"duplicate": true``; a different label is a 409; an unknown prediction a 404.
+
+When the prediction was served under an experiment (its log item names it), the first label
+also records the prediction's outcomes in the experiment's totals and, for a bandit, its reward
+in the bandit state (`mlops.experiments.store`, conditional writes). A repeat records nothing,
+so retries never count twice.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.api_errors import ApiError, parse_json_body
+from mlops.experiments.errors import ExperimentError
+from mlops.experiments.store import ExperimentStore
 from mlops.models.feedback import parse_feedback
 from mlops.models.prediction_log import LabelConflict, PredictionLog, PredictionNotFound
 from mlops.models.registry import iso_utc
@@ -26,6 +33,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 log = PredictionLog(os.environ["PREDICTIONS_TABLE"], dynamodb=boto3.client("dynamodb"))
+experiments = ExperimentStore(os.environ["EXPERIMENTS_TABLE"], dynamodb=log.dynamodb)
 
 
 @app.exception_handler(ApiError)
@@ -58,6 +66,18 @@ def feedback() -> Response:
     metrics.add_metric(name="FeedbackCorrect", unit=MetricUnit.Count, value=int(joined.predicted_label == req.label))
     body = {"request_id": request_id, "label": req.label, "duplicate": not first,
             "correct": joined.predicted_label == req.label, "prediction": joined.to_api()}
+    if first and joined.experiment_id is not None:
+        try:
+            body["experiment"] = experiments.apply_feedback(
+                joined.experiment_id, joined.experiment_variant or "", probability=joined.probability,
+                predicted_label=joined.predicted_label, label=req.label)
+            metrics.add_metric(name="ExperimentOutcomes", unit=MetricUnit.Count, value=1)
+        except ExperimentError as exc:  # the label is stored; the experiment misses this one outcome
+            logger.error("experiment outcome not recorded", extra={"experiment_id": joined.experiment_id,
+                                                                   "request_id": request_id, "error": str(exc)})
+            metrics.add_metric(name="ExperimentOutcomeErrors", unit=MetricUnit.Count, value=1)
+            body["experiment"] = {"id": joined.experiment_id, "variant": joined.experiment_variant,
+                                  "error": str(exc)}
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 

@@ -2,7 +2,8 @@
 
 Thin: parse the body (`mlops.models.predict_request`), answer it (`mlops.models.serving`), log
 every scored row to the PredictionsTable (`mlops.models.prediction_log`), print EMF metrics per
-version (`mlops.models.serving_metrics`), shape the proxy response. Errors the client can fix
+version (`mlops.models.serving_metrics`), count the predictions a running experiment routed
+(`mlops.experiments.store`), shape the proxy response. Errors the client can fix
 are 400/404/422 with field-level details (`mlops.api_errors`); integrity failures are 500.
 
 The serving path imports numpy and onnxruntime (through `mlops.models.serving_model`), never
@@ -26,12 +27,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops import aws
 from mlops.api_errors import ApiError, parse_json_body
+from mlops.audit.predictions import PredictionAudit, rate_from_env
+from mlops.audit.store import AuditStore
+from mlops.experiments.router import count_exposures
+from mlops.experiments.store import ExperimentStore
 from mlops.models.deployment_store import DeploymentStore
 from mlops.models.predict_request import parse_batch, parse_predict
-from mlops.models.prediction_log import PredictionLog, prediction_item
+from mlops.models.prediction_log import PredictionLog, error_item, prediction_item
 from mlops.models.registry import iso_utc
 from mlops.models.registry_store import RegistryStore
 from mlops.models.serving import Predictor
+from mlops.monitoring.quality_store import quality_loader
+from mlops.rollout import faults
 from mlops.models.serving_metrics import emit_error_metric, emit_version_metrics
 
 logger = Logger()
@@ -45,14 +52,21 @@ def _online_store() -> Any:
     return OnlineStore(os.environ["FEATURES_TABLE"])
 
 
+experiments = ExperimentStore(os.environ["EXPERIMENTS_TABLE"], dynamodb=_dynamodb)  # running experiments, exposures
 predictor = Predictor(
     RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"], dynamodb=_dynamodb),
     DeploymentStore(os.environ["DEPLOYMENTS_TABLE"], dynamodb=_dynamodb),
     _online_store,
     cache_ttl_s=float(os.environ.get("DEPLOYMENT_CACHE_SECONDS", "5")),
     failure_ttl_s=float(os.environ.get("MODEL_RETRY_SECONDS", "10")),
+    faults_enabled=faults.enabled(os.environ),
+    load_quality=quality_loader(os.environ["ARTIFACTS_BUCKET"]),
+    experiments=experiments,
+    experiment_cache_s=float(os.environ.get("EXPERIMENT_CACHE_SECONDS", "1")),
 )
 prediction_log = PredictionLog(os.environ["PREDICTIONS_TABLE"], dynamodb=_dynamodb)
+# AUDIT_PREDICTION_SAMPLE_RATE of the predictions go to the audit trail (best effort, never changes an answer).
+prediction_audit = PredictionAudit(AuditStore(os.environ["AUDIT_TABLE"], dynamodb=_dynamodb), rate_from_env(), logger)
 ROUTES = {("POST", "/predict"): parse_predict, ("POST", "/predict/batch"): parse_batch}
 
 
@@ -87,8 +101,17 @@ def handle(event: dict[str, Any], request_id: str) -> dict[str, Any]:
         scored_ms = (time.perf_counter() - t0) * 1000
         ts = iso_utc(now)
         expires = int(now.timestamp()) + _TTL_S
-        prediction_log.put([prediction_item(r.log_row(model, scored_ms), ts=ts, expires_at=expires)
-                            for r in outcome.rows])
+        rows = [r.log_row(model, scored_ms) for r in outcome.rows]
+        prediction_log.put([prediction_item(row, ts=ts, expires_at=expires)
+                            for row, r in zip(rows, outcome.rows) if r.logged]
+                           + [error_item(row, ts=ts, expires_at=expires) for row in rows if row["fallback"]])
+        prediction_audit.record(rows, ts)
+        exposed = count_exposures(r.experiment for r in outcome.rows)
+        if exposed:
+            try:
+                experiments.record_exposures(exposed)
+            except Exception:  # a lost exposure count never fails the prediction
+                logger.exception("experiment exposure count failed", extra={"model": model})
         if req.batch:
             body: dict[str, Any] = {"request_id": request_id, "model": model,
                                     "predictions": [r.response(model) for r in outcome.rows]}

@@ -6,8 +6,9 @@ Moto's Step Functions interpreter calls Lambda through boto3 at the moto server;
 (no-Docker) Lambda backend would answer with a canned reply, so `LocalCloud` replaces its
 ``invoke`` to run the function in `LambdaRuntime`. That, the virtual clock taking over the
 interpreter's waits (`sfn.py`), and DynamoDB writes made atomic across the server's request
-threads (`_serialize_dynamodb_writes`) are the places localcloud leans on moto internals; moto
-is pinned in requirements/dev.txt for that reason. Moto's state is process-global, so only one
+threads (`_serialize_dynamodb_writes`) are the places localcloud leans on moto internals, with
+`moto_speedups` (DynamoDB answers computed faster, byte for byte the same); moto is pinned in
+requirements/dev.txt for that reason. Moto's state is process-global, so only one
 `LocalCloud` runs in a process at a time.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from . import provision, schedule, sfn
+from . import moto_speedups, provision, schedule, sfn
 from .clock import VirtualClock
 from .errors import LocalCloudError
 from .runtime import FAKE_CREDENTIALS, Invocation, LambdaRuntime, LogSink, stderr_sink
@@ -38,9 +39,11 @@ _active_lock = threading.Lock()
 # TransactWriteItems restores a deep copy of every table it touched: with the server's request
 # threads running side by side, a conditional write can pass against a stale item, and a
 # cancelled transaction can wipe out a write that another thread committed meanwhile. DynamoDB
-# itself applies each write and each transaction atomically, so the writes are serialized here
-# (reads stay concurrent). This is the third place localcloud leans on moto internals.
-_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+# itself applies each write and each transaction atomically, so the writes are serialized here.
+# Query and Scan iterate moto's item dicts, which a concurrent put would resize under them
+# ("dictionary changed size during iteration"), so they take the same lock; key lookups
+# (GetItem, BatchGetItem) stay concurrent. This is the third place localcloud leans on moto internals.
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "query", "scan")
 _dynamodb_write_lock = threading.RLock()
 
 
@@ -167,12 +170,9 @@ class LocalCloud:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.core.config import default_user_config
         from moto.moto_api._internal.models import moto_api_backend
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        from .moto_http import MotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per SDK call
         # werkzeug prints and exits on a bind error, so try the address first.
@@ -182,10 +182,8 @@ class LocalCloud:
                 probe.bind((self.host, self.port))
         except OSError as exc:
             raise LocalCloudError(f"cannot serve the moto endpoint on {self.host}:{self.port}: {exc.strerror}") from None
-        self._server = make_server(
-            self.host, self.port, DomainDispatcherApplication(create_backend_app), True,
-            request_handler=MotoRequestHandler,
-        )
+        # werkzeug's threaded server and moto's request handler, with keep-alive (moto_http.py)
+        self._server = MotoServer(self.host, self.port, DomainDispatcherApplication(create_backend_app))
         self.port = self._server.server_address[1]
         # The Step Functions interpreter calls other services at localhost:$MOTO_PORT, and
         # boto3 in this process (tests, the CLI) should not need real credentials.
@@ -201,6 +199,7 @@ class LocalCloud:
             _moto_s3_invoke_lambda = s3_notifications._invoke_awslambda
             s3_notifications._invoke_awslambda = _s3_notification
         _serialize_dynamodb_writes()
+        moto_speedups.install()  # same answers, computed faster (see the module)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto")
         self._thread.start()
 

@@ -66,6 +66,16 @@ def create_table(dynamodb: Any, table: Table) -> None:
         )
 
 
+def _object_lock_configuration(config: dict[str, Any]) -> dict[str, Any]:
+    """The template's ObjectLockConfiguration for the S3 API: a retention given through a
+    parameter (``Days: !Ref X``) resolves to text, which the API wants as an integer."""
+    retention = (config.get("Rule") or {}).get("DefaultRetention")
+    if not retention:
+        return config
+    retention = {k: int(v) if k in ("Days", "Years") else v for k, v in retention.items()}
+    return {**config, "Rule": {**config["Rule"], "DefaultRetention": retention}}
+
+
 def create_bucket(s3: Any, bucket: Bucket) -> None:
     p = bucket.properties
     _check(bucket.logical_id, p, _BUCKET_PROPERTIES, "AWS::S3::Bucket")
@@ -87,7 +97,8 @@ def create_bucket(s3: Any, bucket: Bucket) -> None:
     if "PublicAccessBlockConfiguration" in p:
         s3.put_public_access_block(Bucket=bucket.name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"])
     if "ObjectLockConfiguration" in p:
-        s3.put_object_lock_configuration(Bucket=bucket.name, ObjectLockConfiguration=p["ObjectLockConfiguration"])
+        s3.put_object_lock_configuration(Bucket=bucket.name,
+                                         ObjectLockConfiguration=_object_lock_configuration(p["ObjectLockConfiguration"]))
     if "Tags" in p:
         s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": p["Tags"]})
 

@@ -11,6 +11,12 @@ and `format_firings` prints what fired and what it returned.
 
 Whether a rule is enabled is read from moto at each `advance`, so ``aws events disable-rule``
 against the local endpoint takes effect as it would on AWS.
+
+Events sent with ``PutEvents`` (alerts, say) never match a schedule rule on AWS: a rule with a
+``ScheduleExpression`` and no ``EventPattern`` only fires on its schedule. moto's rule matches
+every event when it has no pattern, and then fails on the function or state machine target
+("Expr not defined"); `_schedule_rules_ignore_events` makes it skip them, as AWS does (one more
+place localcloud leans on moto internals, pinned in requirements/dev.txt).
 """
 
 from __future__ import annotations
@@ -65,12 +71,30 @@ def _target_arn(cloud: Any, schedule: Schedule) -> str:
     return cloud.stack.state_machines[schedule.target_id].arn
 
 
+def _schedule_rules_ignore_events() -> None:
+    """moto's Rule.send_to_targets, skipping schedule-only rules (see the module docstring); idempotent."""
+    from moto.events.models import Rule
+
+    send = Rule.send_to_targets
+    if getattr(send, "_localcloud_schedule_only", False):
+        return
+
+    def send_to_targets(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self.scheduled_expression and not self.event_pattern.get_pattern():
+            return
+        send(self, *args, **kwargs)
+
+    send_to_targets._localcloud_schedule_only = True  # type: ignore[attr-defined]
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
 def create_rules(cloud: Any) -> None:
     """Create one EventBridge rule and target per Schedule event; remember their creation time.
 
     Every expression and Input is checked first (`cron.parse`, JSON): a bad one is a
     `LocalCloudError` naming the rule.
     """
+    _schedule_rules_ignore_events()
     for s in cloud.stack.schedules:
         try:
             cron.parse(s.expression)

@@ -24,19 +24,20 @@ def free_port() -> int:
 
 
 def test_demo_runs_end_to_end_and_writes_its_summary() -> None:
-    result = subprocess.run([sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     steps = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert len(steps) == 7, result.stdout
+    assert len(steps) == 8, result.stdout
     summary = json.loads((ROOT / "reports" / "demo" / "summary.json").read_text())
-    assert summary["api"]["without_key"] == 403 and summary["api"]["with_key"] == 200
-    assert summary["api"]["unknown_route"] == 403
-    assert summary["invoke"]["status"] == "ok"
-    assert summary["lambda_endpoint"] == {"status": 200, "handler_status": 200}
-    assert summary["canary"]["status"] == "SUCCEEDED" and summary["canary"]["virtual_hours"] == 4
-    assert summary["schedule"]["retraining_runs"] == 1
-    [firing] = summary["schedule"]["firings"]
-    assert firing["status"] == "SUCCEEDED" and "T03:00:00" in firing["time"]
+    assert summary["data"]["weeks"] == 13 and 0.05 <= summary["data"]["fail_rate"] <= 0.10
+    fates = [v["fate"] for v in summary["versions"].values()]
+    assert fates == ["champion (first model)", "promoted", "rolled_back"]
+    assert [s["percent"] for s in summary["canary_v2"]["stages"]] == [1, 10, 50, 100]
+    assert summary["canary_v2"]["stages"][-1]["decision"] == "promote"
+    [first_stage] = summary["canary_v3"]["stages"]
+    assert first_stage["percent"] == 1 and first_stage["reasons"] == ["error_rate"]
+    assert first_stage["checks"]["error_rate"]["observed"] == 1.0
+    assert summary["audit"]["ok"] is True and summary["audit"]["records"] > 10
 
 
 def test_start_serves_everything_until_interrupted() -> None:

@@ -332,7 +332,7 @@ def test_feature_views_lists_the_registry_with_versions_and_freshness(env: Env) 
     status, listing = env.get("/feature-views")
     assert status == 200
     views = {v["name"]: v for v in listing["feature_views"]}
-    assert set(views) == {"device_parametrics", "tester_health"}
+    assert set(views) == {"device_parametrics", "tester_health", "device_outcomes"}
     health_view = views["tester_health"]
     assert health_view["version"] == 1 and len(health_view["versions"]) == 1
     assert health_view["join_keys"] == ["tester_id"] and health_view["ttl_seconds"] == 86400
@@ -409,7 +409,7 @@ def test_materialize_incremental_and_the_freshness_alert(env: Env) -> None:
     end = iso(now())
     first = env.cloud.invoke("FeatureMaterializeFunction", {"end": end, "freshness_thresholds": {"tester_health": 86400}})
     assert {m["view"]: m["status"] for m in first["materialized"]} == {
-        "device_parametrics": "materialized", "tester_health": "materialized"}
+        "device_parametrics": "materialized", "tester_health": "materialized", "device_outcomes": "materialized"}
     assert "tester_health" not in first["stale"]
     again = env.cloud.invoke("FeatureMaterializeFunction", {"end": end, "freshness_thresholds": {"tester_health": 0.5}})
     assert {m["status"] for m in again["materialized"]} == {"up_to_date"}

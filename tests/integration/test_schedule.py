@@ -131,18 +131,26 @@ class TestFixtureSchedules:
 
 
 class TestProductRetrainingSchedule:
-    """template.yaml's weekly retraining: a week later, one run record from Sunday 03:00."""
+    """template.yaml's weekly retraining: a week later, one run from Sunday 03:00, which on an
+    empty stack fails fast at data validation and says why."""
 
     def test_a_week_fires_one_retraining(self) -> None:
         with _cloud(ROOT / "template.yaml") as cloud:
             firings = schedule.advance(cloud, 7 * 86400)
             records = _items(cloud, "RegistryTable", "pk", "MODEL#yield")
-        assert [(f.time, f.target_id, f.status) for f in firings] == [
-            (FIRST_SUNDAY_3AM, "RetrainingStateMachine", "SUCCEEDED")]
-        execution = firings[0].result.execution_arn
+        retraining = [f for f in firings if f.target_id == "RetrainingStateMachine"]
+        assert [(f.time, f.target_id, f.status) for f in retraining] == [
+            (FIRST_SUNDAY_3AM, "RetrainingStateMachine", "FAILED")]
+        assert retraining[0].result.error == "RetrainingFailed"
+        assert "row count: 0 label rows in the window" in retraining[0].result.cause
+        # The other schedules of the template (hourly monitoring...) ran without failing.
+        assert {f.status for f in firings if f not in retraining} <= {"OK", "SUCCEEDED"}
+        execution = retraining[0].result.execution_arn
         assert len(records) == 1
-        assert records[0]["sk"]["S"] == f"RUN#2026-01-04T03:00:00.000Z#{execution.rsplit(':', 1)[-1]}"
-        assert json.loads(records[0]["reason"]["S"]) == "schedule"
+        assert records[0]["sk"]["S"] == f"RUN#2026-01-04T03:00:00.000000Z#{execution.rsplit(':', 1)[-1]}"
+        assert records[0]["status"] == {"S": "FAILED"}
+        run = json.loads(records[0]["run"]["S"])
+        assert run["reason"] == "schedule" and run["window"]["end"] == "2026-01-04T03:00:00.000000Z"
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -273,55 +273,36 @@ class TestProductTemplate:
         with _cloud(ROOT / "template.yaml", VirtualClock(START)) as cloud:
             yield cloud
 
-    def test_retraining_records_its_run_in_the_registry(self, cloud: LocalCloud) -> None:
-        started = sfn.aws_timestamp(cloud.clock.now())
+    def test_retraining_of_an_empty_stack_fails_fast_and_records_why(self, cloud: LocalCloud) -> None:
+        started = cloud.clock.now()
         result = sfn.execute(cloud, "RetrainingStateMachine", {"model": "yield", "reason": "manual"}, name="run-1")
-        assert result.status == "SUCCEEDED", result.cause
+        assert (result.status, result.error) == ("FAILED", "RetrainingFailed")
+        assert "DataValidationError" in result.cause and "row count: 0 label rows" in result.cause
         table = cloud.stack.tables["RegistryTable"].name
+        sk = f"RUN#{started.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z#run-1"  # the execution's (virtual) start
         item = cloud.client("dynamodb").get_item(
-            TableName=table, Key={"pk": {"S": "MODEL#yield"}, "sk": {"S": f"RUN#{started}#run-1"}}).get("Item")
+            TableName=table, Key={"pk": {"S": "MODEL#yield"}, "sk": {"S": sk}}).get("Item")
         assert item is not None, "the run record is missing"
-        assert item["status"] == {"S": "STARTED"}
-        assert item["execution"] == {"S": result.execution_arn}
+        assert item["status"] == {"S": "FAILED"} and item["execution"] == {"S": result.execution_arn}
+        assert "row count" in json.loads(item["run"]["S"])["error"]["Cause"]
+        lease = cloud.client("dynamodb").get_item(TableName=cloud.stack.tables["DeploymentsTable"].name,
+                                                  Key={"model": {"S": "yield"}, "sk": {"S": "LOCK#retraining"}})
+        assert "Item" not in lease  # released
 
-    @pytest.mark.parametrize("bad_input", [{"reason": "manual"}, {"model": 7}])
-    def test_retraining_rejects_bad_input(self, cloud: LocalCloud, bad_input: dict) -> None:
+    @pytest.mark.parametrize(("bad_input", "problem"), [({"reason": "manual"}, "model: "),
+                                                        ({"model": 7}, "model: "),
+                                                        ({"model": "yield", "spec": {"x": 1}}, "spec.x: unknown")])
+    def test_retraining_rejects_bad_input(self, cloud: LocalCloud, bad_input: dict, problem: str) -> None:
         result = sfn.execute(cloud, "RetrainingStateMachine", bad_input)
-        assert result.status == "FAILED"
-        assert result.error == "InvalidInput"
-        assert "string field 'model'" in result.cause
-
-    def test_canary_walks_its_stages_and_promotes(self, cloud: LocalCloud) -> None:
-        """The rollout makes v2 the challenger, walks its share of the traffic through the stages
-        in the deployment record the inference router reads, then promotes it: the registry's
-        champion alias moves (with its history) and the challenger is cleared."""
-        training = json.loads((ROOT / "events" / "TrainFunction.json").read_text())
-        v1, v2 = (cloud.invoke("TrainFunction", training)["version"] for _ in range(2))
-        cloud.invoke("ModelAdminFunction", {"model": "yield", "alias": "champion", "version": v1, "actor": "test"})
-        stages = [1, 10, 50, 100]
-        result = sfn.execute(cloud, "CanaryRolloutStateMachine", {
-            "model": "yield", "challenger": v2, "stages": stages, "bake_seconds": 1800})
-        assert result.status == "SUCCEEDED", result.cause
-        weights = [json.loads(e["taskScheduledEventDetails"]["parameters"])["ExpressionAttributeValues"][":p"]["N"]
-                   for e in _state_events(result, "TaskScheduled", "SetWeights")]
-        assert weights == [str(s) for s in stages]
-        assert result.virtual_seconds == 1800 * len(stages)
-        dynamodb = cloud.client("dynamodb")
-        item = dynamodb.get_item(
-            TableName=cloud.stack.tables["DeploymentsTable"].name,
-            Key={"model": {"S": "yield"}, "sk": {"S": "DEPLOYMENT"}})["Item"]
-        assert item["champion"] == {"N": str(v2)}
-        assert item["challenger_percent"] == {"N": "0"} and "challenger" not in item
-        history = dynamodb.query(
-            TableName=cloud.stack.tables["RegistryTable"].name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
-            ExpressionAttributeValues={":pk": {"S": "MODEL#yield"}, ":h": {"S": "HISTORY#champion#"}})["Items"]
-        assert [(h["version"]["N"], h["by"]["S"]) for h in history] == [
-            (str(v1), "test"), (str(v2), result.execution_arn)]
+        assert (result.status, result.error) == ("FAILED", "RunInputError")
+        assert problem in result.cause
 
     def test_canary_of_an_unknown_version_fails_before_any_traffic_moves(self, cloud: LocalCloud) -> None:
+        training = json.loads((ROOT / "events" / "TrainFunction.json").read_text())
+        v1 = cloud.invoke("TrainFunction", training)["version"]
+        cloud.invoke("ModelAdminFunction", {"model": "yield", "alias": "champion", "version": v1, "actor": "test"})
         result = sfn.execute(cloud, "CanaryRolloutStateMachine", {
-            "model": "yield", "challenger": 99, "stages": [10], "bake_seconds": 60})
-        assert result.status == "FAILED"
-        assert result.error == "VersionNotFound"
-        assert not _state_events(result, "TaskScheduled", "SetWeights")
+            "model": "yield", "challenger": 99, "stages": [10, 100], "bake_seconds": 60})
+        assert (result.status, result.error) == ("FAILED", "RunInputError")
+        assert "challenger: version 99 of 'yield' is not registered" in result.cause
+        assert not _state_events(result, "TaskScheduled", "SetStage")

@@ -53,7 +53,11 @@ def test_product_template_resources(stack) -> None:
         assert table.properties["SSESpecification"] == {"SSEEnabled": True}
         assert table.properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert stack.tables["FeaturesTable"].properties["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
-    assert set(stack.buckets) == {"ArtifactsBucket", "DataBucket"}
+    assert set(stack.buckets) == {"ArtifactsBucket", "DataBucket", "AuditArchiveBucket"}
+    archive = stack.buckets["AuditArchiveBucket"].properties
+    assert archive["ObjectLockEnabled"] is True and archive["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert archive["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": "2555"}
+    assert all(archive["PublicAccessBlockConfiguration"].values()) and "BucketEncryption" in archive
     routes = {(r.method, r.path): (r.function_id, r.api_key_required) for r in stack.routes}
     assert routes[("GET", "/health")] == ("HealthFunction", True)
     assert routes[("POST", "/features")] == ("FeatureIngestFunction", True)
@@ -64,9 +68,11 @@ def test_product_template_resources(stack) -> None:
     assert {k.env_var for k in stack.api_keys.values()} == {"LOCALCLOUD_API_KEY", "LOCALCLOUD_ADMIN_API_KEY"}
     assert set(stack.state_machines) == {"RetrainingStateMachine", "CanaryRolloutStateMachine"}
     # DefinitionSubstitutions replaced the table name inside the ASL.
-    record = stack.state_machines["RetrainingStateMachine"].definition["States"]["RecordRun"]
-    assert record["Parameters"]["TableName"] == "mlops-RegistryTable"
-    [weekly] = stack.schedules
+    plan = stack.state_machines["RetrainingStateMachine"].definition["States"]["Plan"]
+    assert plan["Parameters"]["FunctionName"] == stack.functions["RolloutFunction"].arn
+    child = stack.state_machines["RetrainingStateMachine"].definition["States"]["CanaryRollout"]
+    assert child["Parameters"]["StateMachineArn"] == stack.state_machines["CanaryRolloutStateMachine"].arn
+    [weekly] = [s for s in stack.schedules if s.target_id == "RetrainingStateMachine"]
     assert (weekly.expression, weekly.target_id, weekly.target_kind) == (
         "cron(0 3 ? * SUN *)", "RetrainingStateMachine", "state_machine")
 

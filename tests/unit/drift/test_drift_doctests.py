@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["baseline", "chooser", "compare", "numeric", "psi", "divergence", "wasserstein", "chisquare",
            "correction", "kolmogorov", "ks", "twosample", "synthetic", "detectors.adwin", "detectors.ddm",
-           "detectors.eddm", "detectors.kswin", "detectors.page_hinkley", "detectors.state"]
+           "detectors.eddm", "detectors.kswin", "detectors.page_hinkley", "detectors.state", "concept",
+           "check_request"]
 
 
 @pytest.mark.parametrize("name", MODULES)

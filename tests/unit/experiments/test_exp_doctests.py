@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["definition", "assignment", "power", "summary", "welch", "proportions", "correction", "srm",
            "sequential", "did", "normal", "bandits", "bandits.epsilon_greedy", "bandits.ucb1", "bandits.thompson",
-           "bandits.simulate"]
+           "bandits.simulate", "outcomes", "router"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -29,6 +29,7 @@ def test_serving_path_does_not_import_scipy() -> None:
     layer = Path(__file__).resolve().parents[3] / "layers" / "common" / "python"
     code = ("import sys, numpy as np\n"
             "import mlops.experiments.analysis, mlops.experiments.aa, mlops.experiments.did\n"
+            "import mlops.experiments.router, mlops.experiments.store, mlops.experiments.report\n"
             "from mlops.experiments import bandits, assignment, power, srm, sequential, proportions\n"
             "s = bandits.new_state('thompson_gaussian', ['a', 'b'])\n"
             "bandits.update(s, bandits.choose(s, np.random.default_rng(0)), 1.0)\n"

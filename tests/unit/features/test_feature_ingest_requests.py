@@ -111,7 +111,7 @@ def test_a_good_request_names_its_view() -> None:
      [{"field": "extra", "problem": "unknown property"},
       {"field": "all_or_nothing", "problem": "expected a boolean, got str"}]),
     (_body(view="nope", rows=[{}]), "unknown_view", [{"field": "view", "problem": "no feature view named 'nope' "
-                                                      "(known: device_parametrics, tester_health)"}]),
+                                                      "(known: device_parametrics, tester_health, device_outcomes)"}]),
     (_body(view="vdd_idd_ratio", rows=[{}]), "not_ingestible",
      [{"field": "view", "problem": "on-demand views cannot be ingested"}]),
 ])

@@ -28,8 +28,12 @@ def policies(resources: dict, function: str) -> set[tuple[str, str]]:
     out = set()
     for policy in resources[function]["Properties"]["Policies"]:
         [(name, args)] = policy.items()
+        if name == "Statement":  # an inline policy: see test_inline_statements_name_their_actions
+            continue
         target = next(iter(args.values()))
-        out.add((name, target["Ref"] if isinstance(target, dict) else target))
+        if isinstance(target, dict):
+            target = target["Ref"] if "Ref" in target else ".".join(target["Fn::GetAtt"])
+        out.add((name, target))
     return out
 
 
@@ -43,6 +47,7 @@ def test_model_routes_need_the_api_key(stack) -> None:
         ("POST", "/models/{name}/aliases/{alias}"): "ModelAdminFunction",
         ("DELETE", "/models/{name}/aliases/{alias}"): "ModelAdminFunction",
         ("POST", "/models/{name}/versions/{version}/approval"): "ModelAdminFunction",
+        ("POST", "/explain"): "ExplainFunction",
     }
     assert {k: routes[k] for k in expected} == {k: (v, True) for k, v in expected.items()}
 
@@ -52,7 +57,9 @@ def test_serving_and_training_layers(stack) -> None:
               for fid in ("InferenceFunction", "TrainFunction", "FeedbackFunction", "ModelsFunction")}
     assert layers == {"InferenceFunction": ["CommonLayer", "ServingLayer"],
                       "TrainFunction": ["CommonLayer", "TrainingLayer"],
-                      "FeedbackFunction": ["CommonLayer"], "ModelsFunction": ["CommonLayer"]}
+                      "FeedbackFunction": ["CommonLayer", "ServingLayer"],  # numpy for the bandit updates
+                      "ModelsFunction": ["CommonLayer"]}
+    assert [layer.logical_id for layer in stack.functions["ExplainFunction"].layers] == ["CommonLayer", "ServingLayer"]
     assert stack.functions["TrainFunction"].environment["PARITY_RUNTIME"] == "reference"
     lines = (ROOT / "layers/serving/requirements.txt").read_text().splitlines()
     packages = {line.split("==")[0].strip() for line in lines if line.strip() and not line.startswith("#")}
@@ -63,16 +70,34 @@ def test_least_privilege(resources) -> None:
     assert policies(resources, "InferenceFunction") == {
         ("DynamoDBReadPolicy", "RegistryTable"), ("DynamoDBReadPolicy", "DeploymentsTable"),
         ("DynamoDBReadPolicy", "FeaturesTable"), ("DynamoDBWritePolicy", "PredictionsTable"),
-        ("S3ReadPolicy", "ArtifactsBucket")}  # inference cannot write the registry or the deployments
+        ("S3ReadPolicy", "ArtifactsBucket"),
+        ("DynamoDBReadPolicy", "AuditTable"), ("DynamoDBWritePolicy", "AuditTable"),  # sampled predictions audited
+        ("DynamoDBReadPolicy", "ExperimentsTable"), ("DynamoDBWritePolicy", "ExperimentsTable")}  # exposures
+    # inference cannot write the registry or the deployments
     assert policies(resources, "ModelsFunction") == {("DynamoDBReadPolicy", "RegistryTable")}
+    assert policies(resources, "ExplainFunction") == {("DynamoDBReadPolicy", "RegistryTable"),
+                                                      ("S3ReadPolicy", "ArtifactsBucket")}  # read-only
     assert policies(resources, "FeedbackFunction") == {("DynamoDBReadPolicy", "PredictionsTable"),
-                                                       ("DynamoDBWritePolicy", "PredictionsTable")}
+                                                       ("DynamoDBWritePolicy", "PredictionsTable"),
+                                                       ("DynamoDBReadPolicy", "ExperimentsTable"),
+                                                       ("DynamoDBWritePolicy", "ExperimentsTable")}  # outcomes, rewards
     assert policies(resources, "ModelAdminFunction") == {("DynamoDBCrudPolicy", "RegistryTable"),
-                                                         ("DynamoDBWritePolicy", "DeploymentsTable")}
+                                                         ("DynamoDBWritePolicy", "DeploymentsTable"),
+                                                         ("DynamoDBReadPolicy", "AuditTable"),
+                                                         ("DynamoDBWritePolicy", "AuditTable")}
     assert policies(resources, "TrainFunction") == {("DynamoDBCrudPolicy", "RegistryTable"),
-                                                    ("S3WritePolicy", "ArtifactsBucket"),
-                                                    ("S3ReadPolicy", "DataBucket")}  # the offline store
-    assert ("LambdaInvokePolicy", "ModelAdminFunction") in policies(resources, "CanaryRolloutStateMachine")
+                                                    ("DynamoDBWritePolicy", "DeploymentsTable"),  # challenger alias
+                                                    ("S3CrudPolicy", "ArtifactsBucket"),  # artifacts + staging
+                                                    ("S3ReadPolicy", "DataBucket"),  # the offline store
+                                                    ("DynamoDBReadPolicy", "AuditTable"),
+                                                    ("DynamoDBWritePolicy", "AuditTable")}
+    assert policies(resources, "RolloutFunction") == {
+        ("DynamoDBCrudPolicy", "RegistryTable"), ("DynamoDBCrudPolicy", "DeploymentsTable"),
+        ("DynamoDBReadPolicy", "PredictionsTable"), ("DynamoDBCrudPolicy", "AuditTable")}
+    assert policies(resources, "CanaryRolloutStateMachine") == {("LambdaInvokePolicy", "RolloutFunction")}
+    assert policies(resources, "RetrainingStateMachine") == {
+        ("LambdaInvokePolicy", "RolloutFunction"), ("LambdaInvokePolicy", "TrainFunction"),
+        ("StepFunctionsExecutionPolicy", "CanaryRolloutStateMachine.Name")}
 
 
 def test_the_drift_index_carries_the_inputs(stack) -> None:
@@ -82,11 +107,30 @@ def test_the_drift_index_carries_the_inputs(stack) -> None:
     assert {"inputs", "probability", "predicted_label", "label"} <= set(index["Projection"]["NonKeyAttributes"])
 
 
-def test_the_canary_promotes_through_the_admin_function(stack) -> None:
-    states = stack.state_machines["CanaryRolloutStateMachine"].definition["States"]
-    admin = stack.functions["ModelAdminFunction"].arn
-    assert states["StartRollout"]["Parameters"]["FunctionName"] == admin
-    assert states["Promote"]["Parameters"]["FunctionName"] == admin
-    assert states["Promote"]["Parameters"]["Payload"]["alias"] == "champion"
-    set_weights = states["Stages"]["ItemProcessor"]["States"]["SetWeights"]["Parameters"]
-    assert set_weights["UpdateExpression"] == "SET challenger_percent = :p, updated_at = :t"
+def test_inline_statements_name_their_actions(resources) -> None:
+    """The one inline policy (startExecution.sync:2 following its child) names each action."""
+    [statement] = [p["Statement"] for p in resources["RetrainingStateMachine"]["Properties"]["Policies"]
+                   if "Statement" in p]
+    actions = [a for s in statement for a in s["Action"]]
+    assert actions == ["states:DescribeExecution", "states:StopExecution", "events:PutTargets", "events:PutRule",
+                       "events:DescribeRule"]
+    assert not any("*" in a for a in actions)
+
+
+def test_the_state_machines_run_their_steps_in_the_rollout_and_train_functions(stack) -> None:
+    canary = stack.state_machines["CanaryRolloutStateMachine"].definition["States"]
+    rollout = stack.functions["RolloutFunction"].arn
+    steps = {name: state["Parameters"]["Payload"]["action"] for name, state in canary.items()
+             if state["Type"] == "Task"}
+    assert steps == {"Plan": "plan_canary", "Acquire": "acquire", "Start": "start", "SetStage": "set_stage",
+                     "Evaluate": "evaluate", "Promote": "promote", "Rollback": "rollback", "Abort": "abort",
+                     "Release": "release"}
+    assert all(s["Parameters"]["FunctionName"] == rollout for s in canary.values() if s["Type"] == "Task")
+    assert canary["Bake"] == {"Type": "Wait", "SecondsPath": "$.run.bake_seconds", "Next": "Evaluate"}
+    retraining = stack.state_machines["RetrainingStateMachine"].definition["States"]
+    train = stack.functions["TrainFunction"].arn
+    assert [retraining[s]["Parameters"]["Payload"]["action"] for s in
+            ("ValidateData", "BuildTrainingSet", "Train", "Register")] == ["validate", "build", "train", "register"]
+    assert {retraining[s]["Parameters"]["FunctionName"] for s in
+            ("ValidateData", "BuildTrainingSet", "Train", "Register")} == {train}
+    assert retraining["CanaryRollout"]["Resource"] == "arn:aws:states:::states:startExecution.sync:2"

@@ -22,6 +22,15 @@ Streaming (:mod:`~mlops.drift.detectors`): ADWIN, DDM, EDDM, Page-Hinkley and KS
 river's API and river's detections, whose state serialises to JSON
 (:mod:`~mlops.drift.detectors.state`). :mod:`~mlops.drift.synthetic` generates streams with
 known drift points.
+
+The drift check (the drift-check function):
+
+* :mod:`~mlops.drift.check` - one check end to end; :mod:`~mlops.drift.check_request` - its
+  parameters; :mod:`~mlops.drift.concept` - the feedback error stream, fed once per value;
+* the AWS adapters (botocore, never boto3): :mod:`~mlops.drift.baseline_store` (a version's
+  baseline in S3, sha256 checked), :mod:`~mlops.drift.detector_store` (detector state in
+  DynamoDB, conditional writes), :mod:`~mlops.drift.report_store` (reports in S3);
+* :mod:`~mlops.drift.plot` - the report's PNG (matplotlib, imported only to draw).
 """
 
 from mlops.drift.baseline import Baseline, CategoricalBaseline, NumericBaseline

@@ -14,7 +14,8 @@ Steps, in order:
 
 1. **SRM** (:mod:`~.srm`) on the enrolled counts. An alert blocks every conclusion: the
    numbers are still shown (they help find the bug) but ``significant`` is ``null`` and the
-   decision is ``blocked``.
+   decision is ``blocked``. A bandit experiment (``adaptive=True``) skips it: its split follows
+   the rewards, not the weights, so a mismatch is the point (``srm.applicable`` is false).
 2. **Plan** (:func:`~.power.plan`): planned entities per variant, so progress is known and
    the sequential boundary is tuned to the planned size.
 3. **One comparison per treatment and metric**: Welch's t-test for means (:mod:`~.welch`),
@@ -83,9 +84,10 @@ def _compare(metric: Metric, control: MeanStats | ProportionStats, treatment: Me
 
 
 def analyze(definition: ExperimentDefinition, data: Mapping[str, Any], *, now: datetime | None = None,
-            daily_entities: float | None = None) -> dict[str, Any]:
+            daily_entities: float | None = None, adaptive: bool = False) -> dict[str, Any]:
     """The analysis of ``definition`` on ``data`` (see module doc); ``now`` decides whether the
-    stop time has passed; ``daily_entities`` adds a duration estimate to the plan."""
+    stop time has passed; ``daily_entities`` adds a duration estimate to the plan; ``adaptive``
+    (a bandit allocated the traffic) leaves the SRM check out."""
     if not isinstance(data, Mapping):
         raise ExperimentError("data", f"must be an object, got {type(data).__name__}")
     for key in data:
@@ -102,7 +104,11 @@ def analyze(definition: ExperimentDefinition, data: Mapping[str, Any], *, now: d
         if name not in assignments:
             raise ExperimentError(f"assignments.{name}", "is required (0 if nobody was enrolled)")
     srm_result = srm.check(assignments, definition.allocation)
-    blocked = srm_result.alert
+    blocked = srm_result.alert and not adaptive
+    srm_report: dict[str, Any] = {**srm_result.to_dict(), "applicable": not adaptive}
+    if adaptive:
+        srm_report.update(alert=False, reason="a bandit allocates adaptively: the split follows the rewards, "
+                                              "not the weights, so it is not checked against them")
 
     metrics_raw = data.get("metrics")
     if not isinstance(metrics_raw, Mapping):
@@ -186,7 +192,7 @@ def analyze(definition: ExperimentDefinition, data: Mapping[str, Any], *, now: d
         "alpha": definition.alpha,
         "correction": definition.correction,
         "sequential": definition.sequential,
-        "srm": srm_result.to_dict(),
+        "srm": srm_report,
         "plan": the_plan.to_dict(),
         "progress": progress,
         "comparisons": comparisons,

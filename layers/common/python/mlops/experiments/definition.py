@@ -24,7 +24,17 @@ Fields (``to_dict`` gives the same JSON shape back):
 * ``salt`` - hashed with the entity id for assignment (default: the experiment id);
 * ``mode`` - ``ab`` or ``aa`` (every variant serves the same model version: a pipeline check);
 * ``sequential`` - analyse with always-valid confidence sequences (default true);
-* ``correction`` - ``holm`` (default), ``bonferroni`` or ``none`` across metrics x variants.
+* ``correction`` - ``holm`` (default), ``bonferroni`` or ``none`` across metrics x variants;
+* ``model`` - the registered model the experiment routes (optional here; the API requires it).
+  Then every variant's ``model_version`` is a version number (``"3"``) and every metric is an
+  outcome recorded from feedback (:mod:`~mlops.experiments.outcomes`: ``correct``, ``label``,
+  ``brier``, ``log_loss``, with their kinds);
+* ``bandit`` - ``{"policy", "params"}``: allocate by a multi-armed bandit
+  (:mod:`~mlops.experiments.bandits`: ``epsilon_greedy``, ``ucb1``, ``thompson_beta``,
+  ``thompson_gaussian``; ``params`` such as ``floor``, ``epsilon``, priors) instead of the fixed
+  weights; the reward is the primary metric's outcome (larger is better). ``ucb1`` and
+  ``thompson_beta`` need rewards in [0, 1], so a proportion primary metric; an A/A experiment
+  keeps its fixed split.
 
 >>> d = ExperimentDefinition.from_dict({
 ...     "experiment_id": "exp-1",
@@ -42,13 +52,16 @@ mlops.experiments.errors.ExperimentError: alpha: must be in (0, 0.5], got 0.0
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from mlops.experiments import bandits, outcomes
 from mlops.experiments.errors import ExperimentError
+from mlops.models.registry import model_name_problem
 
 MetricKind = Literal["proportion", "mean"]
 Direction = Literal["increase", "decrease"]
@@ -62,7 +75,8 @@ _VARIANT_FIELDS = ("name", "weight", "model_version")
 _METRIC_FIELDS = ("name", "kind", "direction", "baseline", "std")
 _FIELDS = ("experiment_id", "name", "description", "variants", "control", "traffic", "primary_metric",
            "guardrail_metrics", "mde", "mde_kind", "alpha", "power", "start", "stop", "salt", "mode",
-           "sequential", "correction")
+           "sequential", "correction", "model", "bandit")
+_BANDIT_FIELDS = ("policy", "params")
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,21 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class BanditConfig:
+    """Bandit allocation: the policy and its parameters (validated against the variants)."""
+
+    policy: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "params": dict(self.params)}
+
+    def new_state(self, arms: list[str]) -> dict[str, Any]:
+        """A fresh bandit state over ``arms`` (the variant names)."""
+        return bandits.new_state(self.policy, arms, **dict(self.params))
+
+
+@dataclass(frozen=True)
 class ExperimentDefinition:
     """A validated experiment definition; build it with :meth:`from_dict` (see module doc)."""
 
@@ -120,6 +149,8 @@ class ExperimentDefinition:
     correction: Literal["holm", "bonferroni", "none"] = "holm"
     name: str = ""
     description: str = ""
+    model: str | None = None
+    bandit: BanditConfig | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -216,6 +247,8 @@ class ExperimentDefinition:
             correction = "holm"
         name = _string(data, "name", errors, required=False) or ""
         description = _string(data, "description", errors, required=False) or ""
+        model = _model(data, variants, labelled, errors)
+        bandit = _bandit(data.get("bandit"), variants, primary, mode, errors)
 
         if errors:
             raise ExperimentError(errors[0]["field"], errors[0]["message"], errors)
@@ -225,7 +258,7 @@ class ExperimentDefinition:
             experiment_id=experiment_id, variants=tuple(variants), primary_metric=primary, mde=mde,
             guardrail_metrics=tuple(guardrails), control=control, traffic=traffic, mde_kind=mde_kind,
             alpha=alpha, power=power, start=start, stop=stop, salt=salt, mode=mode, sequential=sequential,
-            correction=correction, name=name, description=description,
+            correction=correction, name=name, description=description, model=model, bandit=bandit,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,7 +270,8 @@ class ExperimentDefinition:
             "guardrail_metrics": [m.to_dict() for m in self.guardrail_metrics],
             "mde": self.mde, "mde_kind": self.mde_kind, "alpha": self.alpha, "power": self.power,
             "start": self.start, "stop": self.stop, "salt": self.salt, "mode": self.mode,
-            "sequential": self.sequential, "correction": self.correction,
+            "sequential": self.sequential, "correction": self.correction, "model": self.model,
+            "bandit": self.bandit.to_dict() if self.bandit else None,
         }
 
     # ------------------------------------------------------------------ derived values
@@ -403,3 +437,68 @@ def _timestamp(data: Mapping[str, Any], key: str, errors: list[dict[str, str]]) 
         _bad(errors, key, f"needs a time zone (e.g. a trailing Z), got {value!r}")
         return None
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _model(data: Mapping[str, Any], variants: list[Variant], metrics: list[tuple[str, Metric | None]],
+           errors: list[dict[str, str]]) -> str | None:
+    """The ``model`` field; when set, versions must be numbers and metrics recorded outcomes."""
+    model = data.get("model")
+    if model is None:
+        return None
+    problem = model_name_problem(model)
+    if problem:
+        _bad(errors, "model", problem)
+        return None
+    for i, v in enumerate(variants):
+        if v.model_version is None or not v.model_version.isdigit() or int(v.model_version) < 1:
+            _bad(errors, f"variants[{i}].model_version",
+                 f"a model experiment serves a version of {model!r} in every variant: a version number "
+                 f"such as \"3\", got {v.model_version!r}")
+    for path, metric in metrics:
+        if metric is None:
+            continue
+        problem = outcomes.problem(metric.name, metric.kind)
+        if problem:
+            _bad(errors, f"{path}.{'name' if metric.name not in outcomes.OUTCOMES else 'kind'}", problem)
+    return model
+
+
+def _bandit(raw: Any, variants: list[Variant], primary: Metric | None, mode: str,
+            errors: list[dict[str, str]]) -> BanditConfig | None:
+    """The ``bandit`` field, validated by building a fresh state over the variants."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        _bad(errors, "bandit", f"must be an object {{policy, params}}, got {type(raw).__name__}")
+        return None
+    n_before = len(errors)
+    for key in raw:
+        if key not in _BANDIT_FIELDS:
+            _bad(errors, f"bandit.{key}", f"unknown field; known fields: {', '.join(_BANDIT_FIELDS)}")
+    policy = raw.get("policy")
+    if policy not in bandits.POLICIES:
+        _bad(errors, "bandit.policy", f"must be one of {bandits.POLICIES}, got {policy!r}")
+    params = raw.get("params", {})
+    if not isinstance(params, Mapping):
+        _bad(errors, "bandit.params", f"must be an object, got {type(params).__name__}")
+    if mode == "aa":
+        _bad(errors, "bandit", "an A/A experiment keeps a fixed split; leave bandit out")
+    if (policy in ("ucb1", "thompson_beta") and primary is not None and primary.kind != "proportion"):
+        _bad(errors, "bandit.policy", f"{policy} needs rewards in [0, 1]: a proportion primary metric "
+             f"(use thompson_gaussian or epsilon_greedy for a mean), got {primary.kind!r}")
+    if len(errors) > n_before or len(variants) < 2:
+        return None
+    accepted = [p for p in inspect.signature(bandits._CONSTRUCTORS[policy]).parameters if p != "arms"]
+    unknown = [str(k) for k in params if k not in accepted]
+    if unknown:
+        for key in unknown:
+            _bad(errors, f"bandit.params.{key}", f"unknown parameter of {policy}; known: {', '.join(accepted)}")
+        return None
+    config = BanditConfig(policy=policy, params=tuple(sorted(params.items())))
+    try:
+        config.new_state([v.name for v in variants])
+    except ExperimentError as err:
+        field = err.field if err.field != "params" else ""
+        _bad(errors, f"bandit.params{'.' + field if field else ''}", err.message)
+        return None
+    return config

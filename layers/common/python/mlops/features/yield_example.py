@@ -79,6 +79,23 @@ tester_health = FeatureView(
     tags={"owner": "test-engineering", "example": "yield"},
 )
 
+device_outcomes = FeatureView(
+    name="device_outcomes",
+    entities=[device],
+    schema=[
+        Field("label", "int", required=True, allowed=(0, 1), description="1 = failed final test, 0 = passed"),
+        Field("tester_id", "str", description="the tester that ran the parametric test"),
+        Field("fab_site", "str", description="the fab and test site"),
+        Field("vdd_setpoint", "float", min=0.0, max=5.0, description="the test program's Vdd set point, V"),
+    ],
+    ttl=timedelta(days=365),
+    source="ingest/device_outcomes",
+    description=("Final-test outcome of each device: the label retraining learns from. Its rows are the "
+                 "label rows of a training set (event time = when the device was tested), with the "
+                 "slice columns and the request inputs that on-demand features need."),
+    tags={"owner": "test-engineering", "example": "yield", "kind": "labels"},
+)
+
 test_request = RequestSource(
     "test_request",
     [Field("vdd_setpoint", "float", min=0.0, max=5.0, description="the test program's Vdd set point, V")],
@@ -112,5 +129,5 @@ vdd_idd_ratio = OnDemandFeatureView(
 )
 
 ENTITIES: tuple[Entity, ...] = (device, lot, wafer, tester, fab_site)
-FEATURE_VIEWS: tuple[FeatureView, ...] = (device_parametrics, tester_health)
+FEATURE_VIEWS: tuple[FeatureView, ...] = (device_parametrics, tester_health, device_outcomes)
 ON_DEMAND_VIEWS: tuple[OnDemandFeatureView, ...] = (vdd_idd_ratio,)

@@ -1,8 +1,10 @@
 """The model card of a version, as a JSON-able dict and as Markdown.
 
 Built from a training record (`TrainedModel.to_record()`, as the registry stores it) plus
-what only people can say: the intended use, out-of-scope uses, known limitations, and a
-fairness summary when one was assessed. Limitations that follow from the record itself
+what only people can say: the intended use, out-of-scope uses, known limitations. The fairness
+summary (the record's ``fairness``, `mlops.governance.fairness`, or one given explicitly) and
+the global feature importance (the record's ``explanations``, `mlops.explain.importance`)
+are shown when they exist. Limitations that follow from the record itself
 (class weighting, how the threshold was chosen, slices with undefined metrics, small slices)
 are added automatically. Output is deterministic: the same inputs give the same JSON text and
 the same Markdown, byte for byte (no clock is read; `created_at` is passed in).
@@ -73,8 +75,9 @@ def build_model_card(
     """The card of model `name` version `version` as a JSON-able dict.
 
     `record` is a training record (keys sha256, signature, parameters, data, code_version,
-    metrics, slices, threshold, parity). `limitations` come first, then the derived ones
-    (duplicates dropped). `fairness` is kept as given, or None when no assessment exists.
+    metrics, slices, threshold, parity, and optionally fairness and explanations).
+    `limitations` come first, then the derived ones (duplicates dropped). `fairness` is kept
+    as given; when None, the record's fairness summary is used, if it has one.
     """
     if not intended_use.strip():
         raise ValueError("a model card needs an intended use")
@@ -86,6 +89,9 @@ def build_model_card(
         if item not in all_limits:
             all_limits.append(item)
     signature = record["signature"]
+    if fairness is None:
+        fairness = record.get("fairness")
+    importance = record.get("explanations")
     return {
         "schema": CARD_SCHEMA,
         "model": {
@@ -128,6 +134,7 @@ def build_model_card(
         "parity": dict(record.get("parity", {})),
         "limitations": all_limits,
         "fairness": None if fairness is None else json.loads(json.dumps(fairness, sort_keys=True)),
+        "feature_importance": None if importance is None else json.loads(json.dumps(importance, sort_keys=True)),
     }
 
 
@@ -165,9 +172,53 @@ def _render_value(key: str, value: Any) -> list[str]:
     return [f"- {key}: {_fmt(value)}"]
 
 
+def _fairness_lines(summary: Mapping[str, Any]) -> list[str]:
+    """A `mlops.governance.fairness` summary: per attribute, its groups and the verdicts."""
+    lines = [f"A row is selected when it is {summary.get('selection', 'predicted positive')}; threshold "
+             f"{_fmt(summary.get('threshold'))}, {_fmt(summary.get('rows'))} validation rows. Definitions as "
+             "fairlearn's (between groups, worst case); disparate impact: a group's selection rate over the "
+             "highest one, the four-fifths rule passes at 0.8 or more.", ""]
+    for column, audit in sorted(summary["attributes"].items()):
+        di = audit.get("disparate_impact") or {}
+        verdict = {True: "passes", False: "fails", None: "cannot be judged"}[di.get("passed")]
+        lines += [
+            f"### {column}",
+            "",
+            *_table(["group", "rows", "positives", "selected", "selection rate", "TPR", "FPR", "disparate impact"],
+                    [[g["value"], g["n"], g["positives"], g["selected"], g["selection_rate"], g["tpr"], g["fpr"],
+                      g["disparate_impact"]] for g in audit["groups"]]),
+            "",
+            f"- Demographic parity difference {_fmt(audit['demographic_parity_difference'])}, "
+            f"ratio {_fmt(audit['demographic_parity_ratio'])}",
+            f"- Equalized odds difference {_fmt(audit['equalized_odds_difference'])}, "
+            f"ratio {_fmt(audit['equalized_odds_ratio'])}",
+            f"- Disparate impact {_fmt(di.get('ratio'))} ({_fmt(di.get('lowest_group'))} vs "
+            f"{_fmt(di.get('highest_group'))}): the four-fifths rule {verdict}",
+            *[f"- Undefined {k}: {v}" for k, v in sorted(audit.get("undefined", {}).items())],
+            "",
+        ]
+    return lines
+
+
+def _importance_lines(importance: Mapping[str, Any]) -> list[str]:
+    if "unavailable" in importance:
+        return [f"Not available: {importance['unavailable']}", ""]
+    method = {"tree_shap_path_dependent": "exact path-dependent TreeSHAP",
+              "linear_shap": "linear SHAP (independent features)"}.get(importance["method"], importance["method"])
+    mean_abs = importance["mean_abs"]
+    return [
+        f"Mean |SHAP value| over {importance['rows']} validation rows ({method}, of the {importance['output']}; "
+        f"expected value {_fmt(importance['expected_value'])}).",
+        "",
+        *_table(["rank", "feature", "mean abs SHAP"],
+                [[i + 1, f, mean_abs[f]] for i, f in enumerate(importance["ranking"])]),
+        "",
+    ]
+
+
 def card_markdown(card: Mapping[str, Any]) -> str:
     """The card as Markdown: intended use, data, inputs, metrics, calibration, slices,
-    threshold, limitations and, when given, the fairness summary."""
+    threshold, limitations and, when they exist, the feature importance and fairness summary."""
     m = card["model"]
     d = card["data"]
     lines = [f"# Model card: {m['name']} version {m['version']}", ""]
@@ -253,10 +304,15 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         lines += [f"ONNX parity on {p['rows']} validation rows: max |p_onnx - p_sklearn| = {p['max_abs_diff']:.2e} "
                   f"(tolerance {p['tolerance']:.0e}).", ""]
     lines += ["## Limitations", "", *[f"- {item}" for item in card["limitations"]], ""]
+    if card.get("feature_importance") is not None:
+        lines += ["## Feature importance", "", *_importance_lines(card["feature_importance"])]
     if card["fairness"] is not None:
         lines += ["## Fairness", ""]
-        for key, value in sorted(card["fairness"].items()):
-            lines += _render_value(key, value)
+        if isinstance(card["fairness"].get("attributes"), Mapping):
+            lines += _fairness_lines(card["fairness"])
+        else:
+            for key, value in sorted(card["fairness"].items()):
+                lines += _render_value(key, value)
         lines.append("")
     text = "\n".join(lines)
     while "\n\n\n" in text:

@@ -5,7 +5,8 @@ exports of the same pipeline differ. `export_pipeline` pins the target opset, na
 renames nodes by position, clears doc strings, stores the input signature as metadata and
 serializes deterministically: the same pipeline always gives the same bytes and sha256.
 Probabilities come out as a plain [n, 2] float tensor (no ZipMap), so inference needs
-neither ZipMap handling nor scikit-learn.
+neither ZipMap handling nor scikit-learn. Tree ensembles carry each node's training cover in
+``nodes_hitrates`` (runtimes ignore it), which the explanations (TreeSHAP) need.
 
 `check_parity` runs the artifact on the validation rows and compares it with the pipeline's
 `predict_proba`; a difference above the tolerance raises `ParityError`. It uses onnxruntime
@@ -96,7 +97,52 @@ def export_pipeline(pipeline: Any, signature: InputSignature) -> bytes:
     outputs = [o.name for o in model.graph.output]
     if signature.output_name not in outputs:
         raise RuntimeError(f"skl2onnx produced outputs {outputs}, expected {signature.output_name!r}")
+    attach_node_covers(model, pipeline)
     return canonicalize(model, signature)
+
+
+def _sklearn_trees(estimator: Any) -> list[Any] | None:
+    """The fitted `tree_` objects of a tree model in skl2onnx's tree-id order, or None."""
+    if hasattr(estimator, "tree_"):
+        return [estimator.tree_]
+    estimators = getattr(estimator, "estimators_", None)
+    if estimators is None:
+        return None
+    flat = np.asarray(estimators, dtype=object).ravel()  # gradient boosting: [n_stages, 1]
+    if not all(hasattr(e, "tree_") for e in flat):
+        return None
+    return [e.tree_ for e in flat]
+
+
+def attach_node_covers(model: onnx.ModelProto, pipeline: Any) -> None:
+    """Write each tree node's training cover (scikit-learn's ``weighted_n_node_samples``)
+    into the tree ensemble's ``nodes_hitrates`` attribute, in place.
+
+    ONNX defines ``nodes_hitrates`` as the popularity of each node and runtimes ignore it
+    (skl2onnx writes 1.0 everywhere); TreeSHAP needs exactly this (`mlops.explain`), so the
+    artifact that is served carries what explains it. Node ids are checked against the
+    scikit-learn trees (same feature, same leaves): a mismatch raises instead of guessing.
+    """
+    estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    trees = _sklearn_trees(estimator)
+    if trees is None:
+        return
+    for node in model.graph.node:
+        if node.op_type not in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        tree_ids, node_ids = attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints
+        features, modes = attrs["nodes_featureids"].ints, attrs["nodes_modes"].strings
+        covers = []
+        for t, n, f, mode in zip(tree_ids, node_ids, features, modes):
+            tree = trees[t]
+            leaf = tree.children_left[n] == -1
+            if leaf != (mode == b"LEAF") or (not leaf and tree.feature[n] != f):
+                raise RuntimeError(f"ONNX tree {t} node {n} does not match the scikit-learn tree")
+            covers.append(float(tree.weighted_n_node_samples[n]))
+        if "nodes_hitrates" in attrs:
+            node.attribute.remove(attrs["nodes_hitrates"])
+        node.attribute.append(onnx.helper.make_attribute("nodes_hitrates", covers))
 
 
 def _resolve_runtime(runtime: Runtime) -> str:

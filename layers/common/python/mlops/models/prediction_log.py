@@ -15,7 +15,14 @@ One item per scored row, keyed by ``request_id`` (a batch row's id is ``<request
 ``imputed``            JSON list of the features that were missing and imputed
 ``missing_policy``     impute or refuse (the version's policy)
 ``warnings``           JSON list of warnings returned to the client (stale features...)
+``quality``            JSON ``{null|out_of_range|unseen: [feature...]}``: data-quality flags
+                       against the version's training baseline (only when any was raised)
 ``shadow``             the shadow version's result or error (never returned to the client)
+``fallback_from``      the challenger version whose row the champion answered (it failed)
+``error``              on an error row (``request_id`` ``<id>#error``, the failed challenger's
+                       version): what failed; such rows have no inputs or probability
+``experiment_id``, ``experiment_variant``  the experiment that routed the row and its
+                       variant (`mlops.experiments`), when one did
 ``expires_at``         epoch seconds: DynamoDB TTL (``PREDICTION_TTL_DAYS``, default 90)
 ``label``, ``feedback_at``, ``feedback_by``  the ground truth, once feedback arrives
 =====================  ===================================================================
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +44,7 @@ from botocore.exceptions import ClientError
 from mlops import aws
 
 BY_ENTITY = "by_entity"
+BY_MODEL_VERSION = "by_model_version"
 BATCH_WRITE_LIMIT = 25
 
 
@@ -55,13 +63,17 @@ class LoggedPrediction:
     entity_id: str | None = None
     label: int | None = None
     feedback_at: str | None = None
+    experiment_id: str | None = None
+    experiment_variant: str | None = None
 
     def to_api(self) -> dict[str, Any]:
         """JSON form."""
+        experiment = None if self.experiment_id is None else {"id": self.experiment_id,
+                                                                "variant": self.experiment_variant}
         return {"request_id": self.request_id, "ts": self.ts, "model": self.model, "version": self.version,
                 "variant": self.variant, "probability": self.probability, "predicted_label": self.predicted_label,
                 "threshold": self.threshold, "entity_id": self.entity_id, "label": self.label,
-                "feedback_at": self.feedback_at}
+                "feedback_at": self.feedback_at, "experiment": experiment}
 
 
 class PredictionNotFound(LookupError):
@@ -109,6 +121,8 @@ def prediction_item(row: Mapping[str, Any], *, ts: str, expires_at: int) -> dict
         item["request_inputs"] = _j(row["request_inputs"])
     if row.get("warnings"):
         item["warnings"] = _j(row["warnings"])
+    if row.get("quality"):
+        item["quality"] = _j(row["quality"])
     shadow = row.get("shadow")
     if shadow:
         attrs: dict[str, Any] = {"version": _num(int(shadow["version"]))}
@@ -120,6 +134,34 @@ def prediction_item(row: Mapping[str, Any], *, ts: str, expires_at: int) -> dict
         if shadow.get("error"):
             attrs["error"] = {"S": str(shadow["error"])[:1000]}
         item["shadow"] = {"M": attrs}
+    fallback = row.get("fallback")
+    if fallback:
+        item["fallback_from"] = _num(int(fallback["version"]))
+    experiment = row.get("experiment")
+    if experiment:
+        item["experiment_id"] = {"S": str(experiment["id"])}
+        item["experiment_variant"] = {"S": str(experiment["variant"])}
+    return item
+
+
+def error_item(row: Mapping[str, Any], *, ts: str, expires_at: int) -> dict[str, Any]:
+    """The error row of a challenger that failed a request the champion then answered
+    (``row["fallback"]`` names it): counted by the canary gate as the challenger's error."""
+    fallback = row["fallback"]
+    version = int(fallback["version"])
+    item: dict[str, Any] = {
+        "request_id": {"S": f"{row['request_id']}#error"},
+        "ts": {"S": ts},
+        "model": {"S": row["model"]},
+        "version": _num(version),
+        "model_version": {"S": f"{row['model']}#{version}"},
+        "variant": {"S": "challenger"},
+        "error": {"S": str(fallback["error"])[:1000]},
+        "latency_ms": _num(round(float(row["latency_ms"]), 3)),
+        "expires_at": _num(int(expires_at)),
+    }
+    if row.get("entity_id") is not None:
+        item["entity_id"] = {"S": str(row["entity_id"])}
     return item
 
 
@@ -137,7 +179,37 @@ def _logged(item: Mapping[str, Any]) -> LoggedPrediction:
         entity_id=item.get("entity_id", {}).get("S"),
         label=None if label is None else int(label["N"]),
         feedback_at=item.get("feedback_at", {}).get("S"),
+        experiment_id=item.get("experiment_id", {}).get("S"),
+        experiment_variant=item.get("experiment_variant", {}).get("S"),
     )
+
+
+def row_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A log item (low-level attribute values) as a plain row: ``request_id``, ``ts``,
+    ``model``, ``version``, ``variant``, ``inputs`` (dict or None), ``probability``,
+    ``predicted_label``, ``label``, ``latency_ms``, ``error``, ``fallback_from`` and ``shadow``
+    (dict or None): what drift checks, monitoring, shadow analysis and canary gates read."""
+
+    def num(name: str, cast: Any = float) -> Any:
+        attr = item.get(name)
+        return cast(float(attr["N"])) if attr and "N" in attr else None
+
+    shadow = None
+    if "M" in item.get("shadow", {}):
+        m = item["shadow"]["M"]
+        shadow = {k: (float(v["N"]) if "N" in v else v.get("S")) for k, v in m.items()}
+        for key in ("version", "predicted_label"):
+            if shadow.get(key) is not None:
+                shadow[key] = int(shadow[key])
+    inputs = item.get("inputs", {}).get("S")
+    return {
+        "request_id": item["request_id"]["S"], "ts": item["ts"]["S"], "model": item.get("model", {}).get("S"),
+        "version": num("version", int), "variant": item.get("variant", {}).get("S"),
+        "inputs": json.loads(inputs) if inputs else None,
+        "probability": num("probability"), "predicted_label": num("predicted_label", int),
+        "label": num("label", int), "latency_ms": num("latency_ms"),
+        "error": item.get("error", {}).get("S"), "fallback_from": num("fallback_from", int), "shadow": shadow,
+    }
 
 
 class PredictionLog:
@@ -163,6 +235,32 @@ class PredictionLog:
                 time.sleep(min(0.5, 0.01 * 2 ** attempt))
             else:
                 raise RuntimeError(f"{len(requests)} prediction log items still unprocessed after retries")
+
+    def version_rows(self, model: str, version: int, start: str, end: str, *,
+                     attributes: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every logged row (`row_of`) of one model version with ``start <= ts < end`` (ISO-8601
+        UTC strings as the log writes them), oldest first: a Query on the ``by_model_version``
+        GSI, all pages. ``attributes`` limits what is read (a ProjectionExpression; the row's
+        other fields are then None). A GSI is eventually consistent: a row written a moment
+        ago may be missing."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "IndexName": BY_MODEL_VERSION,
+            "KeyConditionExpression": "model_version = :mv AND ts BETWEEN :a AND :b",
+            "ExpressionAttributeValues": {":mv": {"S": f"{model}#{int(version)}"}, ":a": {"S": start},
+                                          ":b": {"S": end}},
+        }
+        if attributes:
+            names = sorted({"request_id", "ts", *attributes})
+            kwargs["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(names)))
+            kwargs["ExpressionAttributeNames"] = {f"#a{i}": name for i, name in enumerate(names)}
+        while True:
+            page = self.dynamodb.query(**kwargs)
+            for item in page.get("Items", []):
+                if item["ts"]["S"] < end:
+                    yield row_of(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def get(self, request_id: str, *, consistent: bool = True) -> LoggedPrediction | None:
         """The logged prediction with this request id, or None."""

@@ -9,6 +9,8 @@ machine and the registry's alias moves write it):
 ``challenger`` (N, optional)  the version under rollout
 ``challenger_percent`` (N)    its share of the traffic, 0-100 (decimals allowed)
 ``shadow`` (N, optional)      a version scored on the side for every request, never returned
+``faults`` (S, optional)      injected faults per version, JSON (`mlops.rollout.faults`;
+                              honoured only when the stack enables fault injection)
 ``updated_at`` (S)            when it last changed (ISO-8601)
 ============================  =============================================================
 
@@ -18,6 +20,8 @@ a hash of its routing key (the entity id when there is one, else the request id)
 the same variant for the whole of a stage, and when the percentage grows the entities already
 on the challenger stay there (a bucket below 10% is also below 50%). The hash is salted with
 the model and the challenger version, so each rollout samples its own entities.
+A running experiment on the model (`mlops.experiments.router`) routes the entities it enrolls
+before these weights apply; `serving.Predictor` asks it first.
 Pure: plain values in and out.
 """
 
@@ -25,8 +29,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from mlops.rollout.faults import Fault, parse_faults
 
 BUCKETS = 10_000
 DEPLOYMENT_SK = "DEPLOYMENT"
@@ -46,6 +52,7 @@ class Deployment:
     challenger_percent: float = 0.0
     shadow: int | None = None
     updated_at: str | None = None
+    faults: dict[int, Fault] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.challenger_percent <= 100.0:
@@ -110,7 +117,15 @@ def deployment_from_item(item: Mapping[str, Any]) -> Deployment:
         challenger_percent=_number(item, "challenger_percent") or 0.0,
         shadow=_version(item, "shadow"),
         updated_at=item.get("updated_at", {}).get("S"),
+        faults=_faults(item),
     )
+
+
+def _faults(item: Mapping[str, Any]) -> dict[int, Fault]:
+    try:
+        return parse_faults(item.get("faults", {}).get("S"))
+    except ValueError as exc:
+        raise DeploymentError(str(exc)) from None
 
 
 def bucket_of(routing_key: str, salt: str) -> int:

@@ -14,6 +14,25 @@ time). Versions are immutable, so their sessions never go stale.
 A shadow version (the deployment's ``shadow``) scores every routed row on the side: its result
 or its error goes to the log only. Nothing it does, including failing to load, changes the
 answer.
+
+Data quality: with ``load_quality`` (`mlops.monitoring.quality_store.quality_loader`), a
+version's training ranges are loaded once with its session; each scored row whose inputs are
+out of range, null or unseen gets a ``data_quality`` warning and a ``quality`` log attribute.
+A version without a baseline is not checked.
+
+A challenger that cannot answer (its artifact fails to load or its integrity check, or an
+injected fault makes it fail) hands its rows to the champion: the client gets the champion's
+answer with a ``fallback`` warning, and the row carries ``fallback`` (the challenger's version
+and error) so the handler logs the challenger's error for the canary gate to count. Injected
+faults (`mlops.rollout.faults`: errors, delay, lost log rows) apply only when the predictor is
+built with ``faults_enabled``.
+
+Experiments: with ``experiments`` (an `mlops.experiments.store.ExperimentStore`), a model's
+running experiment (read with its bandit state, cached ``experiment_cache_s``) routes the rows
+it enrolls before the deployment's weights do (`mlops.experiments.router`: the sticky hash for
+a fixed split, the bandit's choice per request otherwise); the row's variant is the
+experiment's and it carries ``experiment`` (id and variant) into the response and the log.
+Requests that pin a version or an alias are never in an experiment.
 """
 
 from __future__ import annotations
@@ -50,14 +69,17 @@ class LoadedModel:
     version: ModelVersion
     model: ServingModel
     source: FeatureSource | None
+    quality: Any = None  # mlops.monitoring.data_quality.QualityRanges, when the version has a baseline
 
 
 class ModelCache:
     """Sessions per (model, version) in the warm function; see the module docstring."""
 
     def __init__(self, registry: Any, *, failure_ttl_s: float = 10.0, monotonic: Monotonic = time.monotonic,
-                 resolve_source: Callable[[Mapping[str, Any]], FeatureSource] = FeatureSource.from_dict) -> None:
+                 resolve_source: Callable[[Mapping[str, Any]], FeatureSource] = FeatureSource.from_dict,
+                 load_quality: Callable[[str, int, Sequence[str]], Any] | None = None) -> None:
         self.registry = registry
+        self.load_quality = load_quality
         self.failure_ttl_s = failure_ttl_s
         self.monotonic = monotonic
         self.resolve_source = resolve_source
@@ -89,7 +111,8 @@ class ModelCache:
                 if getattr(exc, "status", 500) != 404:  # unknown versions are not remembered
                     self._failed[key] = (self.monotonic(), exc)
                 raise
-            loaded = LoadedModel(version, model, source)
+            quality = None if self.load_quality is None else self.load_quality(name, number, model.signature.features)
+            loaded = LoadedModel(version, model, source, quality)
             self._loaded[key] = loaded
             self._failed.pop(key, None)
             return loaded
@@ -148,6 +171,10 @@ class RowResult:
     missing_policy: str = "impute"
     shadow: dict[str, Any] | None = None
     shadow_features: dict[str, Any] | None = None
+    fallback: dict[str, Any] | None = None
+    logged: bool = True
+    quality: dict[str, list[str]] | None = None  # data-quality flags (mlops.monitoring.data_quality)
+    experiment: Any = None  # mlops.experiments.router.Assignment, when an experiment routed the row
 
     def response(self, model: str) -> dict[str, Any]:
         """The row as the API returns it."""
@@ -159,6 +186,8 @@ class RowResult:
         }
         if self.entity_id is not None:
             out["entity_id"] = self.entity_id
+        if self.experiment is not None:
+            out["experiment"] = self.experiment.to_api()
         return out
 
     def log_row(self, model: str, latency_ms: float) -> dict[str, Any]:
@@ -168,7 +197,8 @@ class RowResult:
             "entity_id": self.entity_id, "inputs": self.features, "request_inputs": dict(self.request_inputs),
             "probability": self.probability, "label": self.label, "threshold": self.threshold,
             "latency_ms": latency_ms, "imputed": list(self.imputed), "missing_policy": self.missing_policy,
-            "warnings": self.warnings, "shadow": self.shadow,
+            "warnings": self.warnings, "shadow": self.shadow, "fallback": self.fallback, "quality": self.quality,
+            "experiment": None if self.experiment is None else self.experiment.to_api(),
         }
 
 
@@ -200,11 +230,18 @@ class Predictor:
     """
 
     def __init__(self, registry: Any, deployments: Any, online: Any = None, *, cache_ttl_s: float = 5.0,
-                 failure_ttl_s: float = 10.0, monotonic: Monotonic = time.monotonic) -> None:
+                 failure_ttl_s: float = 10.0, monotonic: Monotonic = time.monotonic,
+                 faults_enabled: bool = False, sleep: Callable[[float], None] = time.sleep,
+                 load_quality: Callable[[str, int, Sequence[str]], Any] | None = None,
+                 experiments: Any = None, experiment_cache_s: float = 1.0) -> None:
         self.registry = registry
+        self.experiments = experiments  # .live(model) -> mlops.experiments.router.LiveExperiment | None
+        self._experiment_cache = TTLCache(experiment_cache_s, monotonic)
+        self.faults_enabled = faults_enabled
+        self._sleep = sleep
         self.deployments = deployments
         self._online = online
-        self.models = ModelCache(registry, failure_ttl_s=failure_ttl_s, monotonic=monotonic)
+        self.models = ModelCache(registry, failure_ttl_s=failure_ttl_s, monotonic=monotonic, load_quality=load_quality)
         self._deployment_cache = TTLCache(cache_ttl_s, monotonic)
         self._alias_cache = TTLCache(cache_ttl_s, monotonic)
 
@@ -224,8 +261,21 @@ class Predictor:
         except (RegistryError, ArtifactIntegrityError, SignatureMismatchError) as exc:
             raise load_error(exc, name, number) from exc
 
-    def _routes(self, req: PredictRequest, row_ids: Sequence[str]) -> tuple[list[tuple[int, str]], int | None]:
-        """(version, variant) per row, and the shadow version (None when pinned or none)."""
+    def _assign(self, req: PredictRequest, row_ids: Sequence[str], now: datetime) -> list[Any]:
+        """Per row, the running experiment's assignment (None: not enrolled); [] when no
+        experiment is live for the model, or the request pins a version or an alias."""
+        if self.experiments is None or req.version is not None or req.alias is not None:
+            return []
+        live = self._experiment_cache.get(req.model, lambda: self.experiments.live(req.model))
+        if live is None or not live.is_live(now):
+            return []
+        return [live.pick(row.entity_id or row_id) for row, row_id in zip(req.rows, row_ids)]
+
+    def _routes(self, req: PredictRequest, row_ids: Sequence[str], assigned: Sequence[Any] = (),
+                deployment: Deployment | None = None) -> tuple[list[tuple[int, str]], int | None]:
+        """(version, variant) per row by ``deployment`` (the record read once per request), and
+        the shadow version (None when pinned or none); rows an experiment ``assigned`` get its
+        variant."""
         if req.version is not None:
             self._load(req.model, req.version)  # 404 for an unknown version
             return [(req.version, "pinned")] * len(req.rows), None
@@ -235,9 +285,11 @@ class Predictor:
             except RegistryError as exc:
                 raise exc.to_api_error() from exc
             return [(number, req.alias)] * len(req.rows), None
-        deployment = self._deployment(req.model)
         routes: list[tuple[int, str]] = []
-        for row, row_id in zip(req.rows, row_ids):
+        for i, (row, row_id) in enumerate(zip(req.rows, row_ids)):
+            if assigned and assigned[i] is not None:
+                routes.append((assigned[i].version, assigned[i].variant))
+                continue
             chosen = None if deployment is None else route(deployment, row.entity_id or row_id)
             if chosen is None:
                 try:
@@ -250,6 +302,48 @@ class Predictor:
             routes.append((chosen.version, chosen.variant))
         shadow = deployment.shadow if deployment is not None else None
         return routes, shadow
+
+    def _load_routed(self, req: PredictRequest, routes: list[tuple[int, str]], row_ids: Sequence[str],
+                     deployment: Deployment | None
+                     ) -> tuple[dict[int, LoadedModel], list[tuple[int, str]], dict[int, dict[str, Any]], set[int]]:
+        """Load the routed versions; reroute a failing challenger's rows to the champion and
+        apply injected faults (see the module docstring). Returns the loaded versions, the
+        final routes, the fallbacks by row index and the rows whose log is dropped."""
+        challenger = deployment.effective_challenger if deployment is not None else None
+        can_fall_back = challenger is not None and deployment is not None and deployment.champion is not None
+        faults = deployment.faults if deployment is not None and self.faults_enabled else {}
+        loaded: dict[int, LoadedModel] = {}
+        failed: dict[int, str] = {}
+        for number in dict.fromkeys(v for v, _ in routes):
+            try:
+                loaded[number] = self._load(req.model, number)
+            except ApiError as exc:
+                if not (can_fall_back and number == challenger):
+                    raise
+                failed[number] = f"{exc.code}: {exc.message}"
+        final: list[tuple[int, str]] = []
+        fallbacks: dict[int, dict[str, Any]] = {}
+        for i, (number, variant) in enumerate(routes):
+            error = failed.get(number)
+            fault = faults.get(number)
+            if error is None and fault is not None and fault.fails(row_ids[i]):
+                if not (can_fall_back and number == challenger):
+                    raise ApiError(500, "model_error", f"version {number} failed (injected fault)",
+                                   extra={"version": number})
+                error = "injected_fault: fault injection made this version fail"
+            if error is not None:
+                fallbacks[i] = {"version": number, "error": error}
+                number, variant = deployment.champion, "champion"  # type: ignore[union-attr]
+            final.append((number, variant))
+        for number in dict.fromkeys(v for v, _ in final):
+            if number not in loaded:
+                loaded[number] = self._load(req.model, number)
+        loaded = {number: loaded[number] for number in dict.fromkeys(v for v, _ in final)}
+        delay_ms = max((faults[v].delay_ms for v in loaded if v in faults), default=0.0)
+        if delay_ms > 0:
+            self._sleep(delay_ms / 1000.0)
+        dropped = {i for i, (number, _) in enumerate(final) if number in faults and faults[number].drops_log(row_ids[i])}
+        return loaded, final, fallbacks, dropped
 
     # -- features --------------------------------------------------------------------------
     def _entity_features(self, req: PredictRequest, results: list[RowResult], loaded: Mapping[int, LoadedModel],
@@ -293,8 +387,12 @@ class Predictor:
         """Answer every row of ``req``; ApiError for what the client must fix or cannot get."""
         single = len(req.rows) == 1
         row_ids = [f"{request_id}-{i}" for i in range(len(req.rows))] if req.batch else [request_id]
-        routes, shadow_number = self._routes(req, row_ids)
-        loaded = {number: self._load(req.model, number) for number in dict.fromkeys(v for v, _ in routes)}
+        assigned = self._assign(req, row_ids, now)
+        # one read of the deployment record per request: routing and fallback must agree even
+        # when a rollout moves the weights meanwhile
+        deployment = self._deployment(req.model) if req.version is None and req.alias is None else None
+        routes, shadow_number = self._routes(req, row_ids, assigned, deployment)
+        loaded, routes, fallbacks, dropped = self._load_routed(req, routes, row_ids, deployment)
         stats: dict[int, VersionStats] = {}
         shadow = None
         if shadow_number is not None and shadow_number not in loaded:
@@ -312,8 +410,18 @@ class Predictor:
                       dict(row.features) if row.features is not None else {}, row.request)
             for i, (row, (version, variant)) in enumerate(zip(req.rows, routes))
         ]
+        for res, assignment in zip(results, assigned):
+            res.experiment = assignment
         if any(r.features is None for r in req.rows):
             self._entity_features(req, results, loaded, shadow, now)
+        for index, fallback in fallbacks.items():
+            results[index].experiment = None  # the champion answered, not the experiment's variant
+            results[index].fallback = fallback
+            results[index].warnings.append({"code": "fallback", "message": (
+                f"version {fallback['version']} (challenger) could not answer; the champion answered")})
+            stats.setdefault(fallback["version"], VersionStats(variant="challenger")).errors += 1
+        for index in dropped:
+            results[index].logged = False
         for res in results:
             row = req.rows[res.index]
             if row.features is not None:
@@ -371,6 +479,10 @@ class Predictor:
                 r.missing_policy = lm.version.missing_policy
                 st.predictions += 1
                 st.positives += r.label
+                flags = None if lm.quality is None else lm.quality.check(r.features)
+                if flags:
+                    r.warnings.append(flags.warning())
+                    r.quality = flags.to_log()
         if errors:
             missing_only = all(p == "missing" for p in errors.values())
             if missing_only:

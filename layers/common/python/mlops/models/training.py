@@ -6,7 +6,9 @@ regression), trained with balanced sample weights against the class imbalance of
 Training uses the older rows of a time-based split; the latest rows validate: the artifact's
 parity is checked there, the threshold is chosen there by the declared policy and the
 metrics, overall and per slice, are computed there on the ONNX probabilities that inference
-will serve. Same data + same config -> the same ONNX bytes and sha256.
+will serve, with a fairness audit per sensitive attribute (`mlops.governance.fairness`; by
+default every slice column) and the global feature importance of the exported artifact
+(`mlops.explain.importance`). Same data + same config -> the same ONNX bytes and sha256.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlops import __version__ as mlops_version
+from mlops.explain.importance import IMPORTANCE_ROWS, global_importance
+from mlops.explain.onnx_model import NotExplainable, from_onnx
+from mlops.governance.fairness import fairness_summary
 from mlops.models.dataset import (
     TrainingDataError,
     TrainingSet,
@@ -51,6 +56,9 @@ class TrainingConfig:
 
     `max_depth=None` keeps the estimator's own default (3 for gradient boosting, unlimited for
     the forest). `class_weight="balanced"` weights each class by n / (2 * n_class).
+    `sensitive` names the slice columns the fairness audit covers (None: every slice column;
+    empty: none). `importance_rows` caps the validation rows explained for the global feature
+    importance (0: none).
     """
 
     model: ModelKind = "gradient_boosting"
@@ -67,8 +75,14 @@ class TrainingConfig:
     calibration_bins: int = 10
     parity_tolerance: float = PARITY_TOLERANCE
     parity_runtime: Runtime = "auto"
+    sensitive: tuple[str, ...] | None = None
+    importance_rows: int = IMPORTANCE_ROWS
 
     def __post_init__(self) -> None:
+        if self.sensitive is not None:
+            object.__setattr__(self, "sensitive", tuple(self.sensitive))
+        if self.importance_rows < 0:
+            raise ValueError("importance_rows must be 0 or more")
         if self.model not in MODEL_KINDS:
             raise ValueError(f"unknown model {self.model!r}; one of {MODEL_KINDS}")
         if self.class_weight not in ("balanced", "none"):
@@ -100,7 +114,9 @@ class TrainedModel:
     `onnx` and `sha256` are the artifact; `signature` its input; `parameters` the config and
     the estimator's effective parameters; `data` the training data reference (content hash,
     time range, rows, label balance per split); `metrics`, `slices` and `threshold` the
-    validation results on ONNX probabilities; `parity` the check that passed. `pipeline` and
+    validation results on ONNX probabilities; `parity` the check that passed; `fairness` the
+    audit per sensitive attribute and `importance` the global feature importance (record keys
+    ``fairness`` and ``explanations``; None when not computed). `pipeline` and
     the validation arrays are kept for in-process use (comparisons, fairness) and are not part
     of `to_record()`.
     """
@@ -119,6 +135,8 @@ class TrainedModel:
     pipeline: Pipeline = field(repr=False, compare=False)
     validation_labels: np.ndarray = field(repr=False, compare=False)
     validation_probabilities: np.ndarray = field(repr=False, compare=False)
+    fairness: dict[str, Any] | None = None
+    importance: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able lineage of this model (no artifact bytes), for the registry and card."""
@@ -134,6 +152,8 @@ class TrainedModel:
             "slices": self.slices,
             "threshold": self.threshold.to_dict(),
             "parity": self.parity,
+            "fairness": self.fairness,
+            "explanations": self.importance,
         }
 
 
@@ -214,9 +234,10 @@ def train_model(
 
     `features` maps feature name -> float column (NaN = missing); its order is the model's
     input order. `slices` maps slice column (e.g. tester, fab_site) -> values per row, used
-    only for per-slice validation metrics. Raises TrainingDataError for unusable data,
-    ParityError when the ONNX artifact disagrees with scikit-learn, ThresholdError when the
-    policy cannot be met on the validation rows.
+    for per-slice validation metrics and the fairness audit. Raises TrainingDataError for
+    unusable data (or a sensitive attribute that is not a slice column), ParityError when the
+    ONNX artifact disagrees with scikit-learn, ThresholdError when the policy cannot be met on
+    the validation rows.
     """
     config = config or TrainingConfig()
     data = make_training_set(features, labels, timestamps)
@@ -228,6 +249,11 @@ def train_model(
         if arr.shape != (data.n_rows,):
             raise TrainingDataError(f"slice column {column!r} has shape {arr.shape}, expected ({data.n_rows},)")
         slice_columns[column] = arr
+    sensitive = tuple(slice_columns) if config.sensitive is None else config.sensitive
+    unknown = [c for c in sensitive if c not in slice_columns]
+    if unknown:
+        raise TrainingDataError(f"sensitive attributes {unknown} are not among the slice columns "
+                                f"{sorted(slice_columns)}")
 
     x_train, y_train = data.x[split.train], data.labels[split.train]
     x_val, y_val = data.x[split.validation], data.labels[split.validation]
@@ -250,6 +276,15 @@ def train_model(
     per_slice = slice_metrics(
         y_val, p_val, choice.threshold, {c: v[split.validation] for c, v in slice_columns.items()}
     )
+    fairness = fairness_summary(y_val, p_val, choice.threshold,
+                                {c: slice_columns[c][split.validation] for c in sensitive}) if sensitive else None
+    importance = None
+    if config.importance_rows:
+        try:
+            importance = global_importance(from_onnx(artifact, signature.n_features), x_val, signature.features,
+                                           max_rows=config.importance_rows)
+        except NotExplainable as exc:
+            importance = {"unavailable": str(exc)}
     return TrainedModel(
         onnx=artifact,
         sha256=sha256_hex(artifact),
@@ -265,4 +300,6 @@ def train_model(
         pipeline=pipeline,
         validation_labels=y_val.astype(np.int8),
         validation_probabilities=p_val,
+        fairness=fairness,
+        importance=importance,
     )

@@ -344,6 +344,7 @@ def run_training(req: TrainingRequest, registry: RegistryStore, *, parity_runtim
         parent_version=parent, feature_source=None if data.source is None else data.source.to_dict(),
         created_by=created_by, card_writer=card_writer,
     )
+    baseline = save_baseline(registry, version.name, version.version, data, record)
     metrics = trained.metrics
     return {
         "model": version.name,
@@ -361,4 +362,17 @@ def run_training(req: TrainingRequest, registry: RegistryStore, *, parity_runtim
                                                  "log_loss", "brier")},
         "parity": trained.parity,
         "training_data": {k: record["data"][k] for k in ("rows", "content_sha256", "time_range", "split_time")},
+        "baseline": baseline,
     }
+
+
+def save_baseline(registry: RegistryStore, name: str, number: int, data: PreparedData,
+                  record: Mapping[str, Any]) -> dict[str, Any]:
+    """Store the drift baseline of a registered version (its training columns summarised:
+    `mlops.drift.baseline_store`), next to its artifact; returns where and its sha256."""
+    from mlops.drift.baseline_store import build_and_save
+
+    stored = build_and_save(name, number, data.features, bucket=registry.bucket, s3=registry.s3,
+                            metadata={"rows": int(len(data.labels)),
+                                      "content_sha256": record["data"].get("content_sha256")})
+    return stored.to_dict()

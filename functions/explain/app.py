@@ -1,0 +1,53 @@
+"""POST /explain: per-feature attributions of one prediction of a registered model version.
+
+Thin: parse the body (`mlops.explain.explaining.parse_explain`: a /predict body with explicit
+features, plus ``version`` or ``alias``, default ``champion``), explain it
+(`mlops.explain.explaining.Explainer`: the version is loaded and scored as /predict does, with
+the artifact's sha256 checked, then explained with exact TreeSHAP or linear contributions),
+answer. Bad input is a 400 naming each field; unknown models, versions and aliases are 404s;
+a version that cannot be explained is a 422. Reads the registry and the artifacts only:
+numpy, onnxruntime and protobuf, never scikit-learn, scipy or the `onnx` package.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops import aws
+from mlops.api_errors import parse_json_body
+from mlops.explain.explaining import Explainer, parse_explain
+from mlops.models.registry_store import RegistryError, RegistryStore
+from mlops.rest_responses import answer_errors, json_response
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+explainer = Explainer(
+    RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"], dynamodb=aws.client("dynamodb")),
+    cache_ttl_s=float(os.environ.get("ALIAS_CACHE_SECONDS", "5")),
+    failure_ttl_s=float(os.environ.get("MODEL_RETRY_SECONDS", "10")),
+)
+
+answer_errors(app, {RegistryError: RegistryError.to_api_error})
+
+
+@app.post("/explain")
+def explain() -> Response:
+    req = parse_explain(parse_json_body(app.current_event.decoded_body))
+    request_id = app.current_event.request_context.request_id or app.lambda_context.aws_request_id
+    body = explainer.explain(req, request_id, datetime.now(timezone.utc))
+    metrics.add_dimension(name="model", value=req.model)
+    metrics.add_metric(name="Explanations", unit=MetricUnit.Count, value=1)
+    return json_response(200, body)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

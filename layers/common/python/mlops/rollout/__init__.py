@@ -1,0 +1,1 @@
+"""Continuous training and safe rollout: triggers, gates, state-machine steps."""

@@ -1,0 +1,222 @@
+"""The canary gate: roll back, wait for more data, go to the next stage, or promote.
+
+At each stage the rollout compares the challenger (rows routed to it during the stage) with the
+champion (rows it answered from ``baseline_seconds`` before the rollout began until now: a
+steadier baseline, and the only one at the 100% stage or with blue/green, where the champion
+takes no traffic during the rollout). Decisions rest on statistical tests, not raw point estimates; a check fails
+only when the effect is larger than its threshold AND the test finds it significant at
+``alpha`` (one-sided, challenger worse):
+
+========================  ===================================================================
+``sample_ratio``          chi-square goodness of fit of the stage's routed counts to the
+                          stage's split (`mlops.experiments.srm`); fails at p < ``srm_alpha``
+                          (0.001). Skipped at 0% and 100%. A mismatch means the comparison
+                          itself cannot be trusted (lost rows, misrouting), so it rolls back.
+``error_rate``            challenger error rate > ``max_error_rate`` (1%) and the two-proportion
+                          z-test (`mlops.experiments.proportions`) says it is above the champion's
+``latency``               challenger p95 > champion p95 x (1 + ``max_latency_increase``) (50%)
+                          and the Mann-Whitney U test (scipy) says its latencies are larger
+``accuracy``              on labelled rows: challenger accuracy < champion accuracy x
+                          (1 - ``max_accuracy_drop``) (5%) and the two-proportion z-test says
+                          it is below; skipped until both have ``min_labelled`` labels
+========================  ===================================================================
+
+Both windows end ``settle_seconds`` (10: the inference function's timeout) before the
+evaluation: a row is stamped when its request starts and written when it ends, so the rows of a
+request still in flight would otherwise count for one variant and not yet for the other.
+
+``alpha`` (0.05) is the family-wise false-rollback rate of the whole rollout: each test runs at
+``alpha / (3 x stages)`` (Bonferroni over the three tested checks of every stage; each stage is
+tested once, when it has its samples), so a healthy challenger walks four stages and is rolled
+back by chance at most 5% of the time. The sample-ratio check keeps its own ``srm_alpha``.
+
+Before any of this, each variant needs ``min_samples`` rows in its window, and with
+``require_labels`` also ``min_labelled`` labelled rows (so a rollout whose accuracy matters
+waits for feedback instead of passing the accuracy check unjudged); short of that the answer
+is ``extend`` (bake again), and after
+``max_extensions`` bakes without enough data it is ``rollback`` (``insufficient_data``): a
+rollout never promotes what it could not measure. All checks pass: ``continue`` to the next
+stage, or ``promote`` after the last. Pure: plain values in, a `GateResult` out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlops.experiments import srm
+from mlops.experiments.errors import ExperimentError
+from mlops.experiments.proportions import two_proportion_ztest
+from mlops.experiments.summary import ProportionStats
+from mlops.monitoring.version_stats import VersionStats
+
+DECISIONS = ("rollback", "extend", "continue", "promote")
+TESTED = ("error_rate", "latency", "accuracy")
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Thresholds of the canary gate (see the module docstring); all configurable."""
+
+    max_error_rate: float = 0.01
+    max_latency_increase: float = 0.5
+    max_accuracy_drop: float = 0.05
+    alpha: float = 0.05
+    srm_alpha: float = 0.001
+    min_samples: int = 30
+    min_labelled: int = 30
+    max_extensions: int = 20
+    require_labels: bool = False
+    baseline_seconds: int = 3600
+    settle_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_error_rate", "max_accuracy_drop", "alpha", "srm_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"{name}: must be a number in (0, 1)")
+        if not (isinstance(self.max_latency_increase, (int, float)) and self.max_latency_increase > 0):
+            raise ValueError("max_latency_increase: must be a positive number")
+        for name in ("min_samples", "min_labelled", "max_extensions"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer")
+        if not isinstance(self.require_labels, bool):
+            raise ValueError("require_labels: must be true or false")
+        if isinstance(self.baseline_seconds, bool) or not isinstance(self.baseline_seconds, int) \
+                or self.baseline_seconds < 0:
+            raise ValueError("baseline_seconds: must be a whole number of seconds >= 0")
+        if isinstance(self.settle_seconds, bool) or not isinstance(self.settle_seconds, (int, float)) \
+                or not 0 <= self.settle_seconds <= 900:
+            raise ValueError("settle_seconds: must be a number of seconds within 0-900")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> "GatePolicy":
+        """From JSON; ValueError names an unknown or bad field."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown gate policy field")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of the gate: did it pass, on what numbers."""
+
+    name: str
+    passed: bool
+    observed: float | None = None
+    limit: float | None = None
+    p_value: float | None = None
+    statistic: float | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The decision (one of `DECISIONS`), the failed checks' names, and every check."""
+
+    decision: str
+    reasons: tuple[str, ...]
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (what the state machine branches on and the audit records)."""
+        return {"decision": self.decision, "reasons": list(self.reasons),
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+def _sample_ratio(stage: Mapping[str, int], percent: float, policy: GatePolicy) -> Check:
+    if not 0 < percent < 100:
+        return Check("sample_ratio", True, note=f"skipped at {percent:g}%")
+    result = srm.check(dict(stage), {"champion": 100 - percent, "challenger": percent}, policy.srm_alpha)
+    observed = stage["challenger"] / max(1, stage["champion"] + stage["challenger"])
+    return Check("sample_ratio", not result.alert, observed=observed, limit=percent / 100,
+                 p_value=result.p_value, statistic=result.statistic)
+
+
+def _errors(champion: VersionStats, challenger: VersionStats, policy: GatePolicy, alpha: float) -> Check:
+    rate = challenger.errors / challenger.n
+    if rate <= policy.max_error_rate:
+        return Check("error_rate", True, observed=rate, limit=policy.max_error_rate)
+    try:
+        test = two_proportion_ztest(ProportionStats(champion.n, champion.errors),
+                                    ProportionStats(challenger.n, challenger.errors),
+                                    alpha=min(alpha, 0.5), alternative="larger")
+    except ExperimentError as exc:  # e.g. no variance at all: every row of both failed
+        return Check("error_rate", False, observed=rate, limit=policy.max_error_rate, note=str(exc))
+    return Check("error_rate", test.p_value >= alpha, observed=rate, limit=policy.max_error_rate,
+                 p_value=test.p_value, statistic=test.statistic)
+
+
+def _latency(champion: VersionStats, challenger: VersionStats, champion_ms: Sequence[float],
+             challenger_ms: Sequence[float], policy: GatePolicy, alpha: float) -> Check:
+    if champion.latency_p95 is None or challenger.latency_p95 is None or not champion_ms or not challenger_ms:
+        return Check("latency", True, note="no latencies to compare")
+    limit = champion.latency_p95 * (1 + policy.max_latency_increase)
+    if challenger.latency_p95 <= limit:
+        return Check("latency", True, observed=challenger.latency_p95, limit=limit)
+    from scipy.stats import mannwhitneyu  # analysis path only (StatsLayer)
+
+    test = mannwhitneyu(challenger_ms, champion_ms, alternative="greater")
+    p = float(test.pvalue)
+    return Check("latency", not p < alpha, observed=challenger.latency_p95, limit=limit, p_value=p,
+                 statistic=float(test.statistic))
+
+
+def _accuracy(champion: VersionStats, challenger: VersionStats, policy: GatePolicy, alpha: float) -> Check:
+    if champion.labelled < policy.min_labelled or challenger.labelled < policy.min_labelled:
+        return Check("accuracy", True, note=f"fewer than {policy.min_labelled} labels on a variant: not judged")
+    assert champion.accuracy is not None and challenger.accuracy is not None
+    limit = champion.accuracy * (1 - policy.max_accuracy_drop)
+    if challenger.accuracy >= limit:
+        return Check("accuracy", True, observed=challenger.accuracy, limit=limit)
+    try:
+        test = two_proportion_ztest(ProportionStats(champion.labelled, champion.correct),
+                                    ProportionStats(challenger.labelled, challenger.correct),
+                                    alpha=min(alpha, 0.5), alternative="smaller")
+    except ExperimentError as exc:
+        return Check("accuracy", False, observed=challenger.accuracy, limit=limit, note=str(exc))
+    return Check("accuracy", test.p_value >= alpha, observed=challenger.accuracy, limit=limit,
+                 p_value=test.p_value, statistic=test.statistic)
+
+
+def evaluate_stage(*, champion: VersionStats, challenger: VersionStats, stage_counts: Mapping[str, int],
+                   percent: float, last_stage: bool, extensions: int, policy: GatePolicy,
+                   champion_latencies: Sequence[float] = (), challenger_latencies: Sequence[float] = (),
+                   stages: int = 1) -> GateResult:
+    """Decide one stage of a rollout of ``stages`` stages. ``stage_counts`` are the rows routed
+    to ``champion`` and ``challenger`` during this stage; ``percent`` is the challenger's share
+    in it; ``extensions`` how many extra bakes this stage has had already."""
+    if not 0 <= percent <= 100 or not math.isfinite(percent):
+        raise ValueError("percent: must be within 0-100")
+    short = [name for name, stats in (("challenger", challenger), ("champion", champion))
+             if stats.n < policy.min_samples
+             or (policy.require_labels and stats.labelled < policy.min_labelled)]
+    if short:
+        if extensions >= policy.max_extensions:
+            return GateResult("rollback", ("insufficient_data",), (Check(
+                "samples", False, note=f"{', '.join(short)} below {policy.min_samples} rows"
+                                       + (f" or {policy.min_labelled} labels" if policy.require_labels else "")
+                                       + f" after {extensions} extra bakes"),))
+        return GateResult("extend", (), (Check("samples", True, note=f"waiting for {', '.join(short)}"),))
+    alpha = policy.alpha / (len(TESTED) * max(1, stages))  # Bonferroni over the whole rollout
+    checks = [_sample_ratio(stage_counts, percent, policy),
+              _errors(champion, challenger, policy, alpha),
+              _latency(champion, challenger, champion_latencies, challenger_latencies, policy, alpha),
+              _accuracy(champion, challenger, policy, alpha)]
+    failed = tuple(c.name for c in checks if not c.passed)
+    if failed:
+        return GateResult("rollback", failed, tuple(checks))
+    return GateResult("promote" if last_stage else "continue", (), tuple(checks))

@@ -1,0 +1,390 @@
+"""localcloud.moto_speedups answers exactly what moto 5.2.5 answers.
+
+Two checks on the same DynamoDB calls (moto in-process under ``mock_aws``, boto3 in front):
+
+* the same sequence of calls is made with moto as it is and with the speedups installed, and
+  every raw HTTP answer (status + body bytes) must be equal: items of every attribute type
+  (S, N, B, BOOL, NULL, L, M, SS, NS, BS, nested, unicode, empty strings), GetItem / PutItem /
+  UpdateItem / DeleteItem with ReturnValues, BatchGetItem (with projections, several tables,
+  UnprocessedKeys past 16 MB), Query / Scan (GSI, filters, pages), transactions, and errors
+  (failed conditions with ALL_OLD, validation errors, unknown tables, items over 400 KB);
+* during the fast run every answer is also serialized by moto's own walker from the same result
+  object and compared byte for byte (`moto_speedups.verify`), and the fast walker must have
+  answered most calls (so the comparison is not vacuous).
+
+Hypothesis generates the attribute values.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import moto
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from localcloud import moto_speedups
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def restore_speedups() -> Iterator[None]:
+    was = moto_speedups.installed()
+    yield
+    moto_speedups.verify = False
+    moto_speedups.mismatches.clear()
+    if was:
+        moto_speedups.install()
+    else:
+        moto_speedups.uninstall()
+
+
+# ----------------------------------------------------------------------------- recording
+
+
+class Recorder:
+    """Keeps the raw answer (status, body) of every call a client makes."""
+
+    def __init__(self, client: Any) -> None:
+        self.answers: list[tuple[str, int, bytes]] = []
+        client.meta.events.register("after-call.dynamodb", self._after_call)
+
+    def _after_call(self, http_response: Any, model: Any, **_: Any) -> None:
+        self.answers.append((model.name, http_response.status_code, http_response.content))
+
+
+def run_both(calls: Callable[[Any], None]) -> tuple[list, list]:
+    """Run ``calls(client)`` against a fresh moto as it is, then against a fresh moto with the
+    speedups (verify on); return both lists of raw answers."""
+    moto_speedups.mismatches.clear()
+    results = []
+    for fast in (False, True):
+        if fast:
+            moto_speedups.install()
+            moto_speedups.verify = True
+        else:
+            moto_speedups.uninstall()
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name=REGION)
+            make_tables(client)
+            recorder = Recorder(client)
+            calls(client)
+            results.append(recorder.answers)
+    return results[0], results[1]
+
+
+def make_tables(client: Any) -> None:
+    client.create_table(
+        TableName="items", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "N"},
+                              {"AttributeName": "g", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{"IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                 "Projection": {"ProjectionType": "ALL"}}],
+    )
+    client.create_table(
+        TableName="bins", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "B"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+
+
+def assert_same(plain: list, fast: list) -> None:
+    assert [(op, status) for op, status, _ in fast] == [(op, status) for op, status, _ in plain]
+    for (op, _, body_plain), (_, _, body_fast) in zip(plain, fast):
+        assert body_fast == body_plain, op
+    assert moto_speedups.mismatches == []
+
+
+def call(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Make a call whose answer may be an error (the error answer is recorded too)."""
+    try:
+        return fn(**kwargs)
+    except fn.__self__.exceptions.ClientError:
+        return None
+
+
+# ----------------------------------------------------------------------------- values
+
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8)
+strings = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+numbers = st.one_of(
+    st.integers(-10**20, 10**20).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-10**9, max_value=10**9).map(str),
+    st.sampled_from(["0", "-0", "1e3", "1.5E-7", "00012", "3.140"]),
+)
+blobs = st.binary(max_size=16)
+scalars = st.one_of(
+    strings.map(lambda s: {"S": s}),
+    numbers.map(lambda n: {"N": n}),
+    blobs.map(lambda b: {"B": b}),
+    st.booleans().map(lambda b: {"BOOL": b}),
+    st.just({"NULL": True}),
+    st.lists(strings, min_size=1, max_size=4, unique=True).map(lambda v: {"SS": v}),
+    st.lists(st.integers(-1000, 1000), min_size=1, max_size=4, unique=True).map(lambda v: {"NS": [str(x) for x in v]}),
+    st.lists(blobs, min_size=1, max_size=3, unique=True).map(lambda v: {"BS": v}),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4).map(lambda v: {"L": v}),
+                            st.dictionaries(names, inner, max_size=4).map(lambda v: {"M": v})),
+    max_leaves=12,
+)
+attributes = st.dictionaries(names.filter(lambda n: n not in ("pk", "sk", "g")), values, max_size=8)
+
+
+EVERY_TYPE = {
+    "s": {"S": "héllo \u2603 \"quoted\" \\ slash"}, "empty": {"S": ""}, "n": {"N": "-12.500"},
+    "big": {"N": "123456789012345678901234567890"}, "b": {"B": b"\x00\xffbinary"}, "t": {"BOOL": True},
+    "f": {"BOOL": False}, "null": {"NULL": True}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": [b"x", b"\x01"]},
+    "l": {"L": [{"S": "x"}, {"N": "1"}, {"L": [{"NULL": True}]}, {"M": {"k": {"B": b"\x02"}}}]},
+    "m": {"M": {"nested": {"M": {"deep": {"SS": ["z"]}}}, "list": {"L": []}, "map": {"M": {}}}},
+}
+
+
+def exercise(client: Any, rows: list[dict]) -> None:
+    """A little of everything the stack does with DynamoDB, over the given items."""
+    for i, attrs in enumerate(rows):
+        call(client.put_item, TableName="items", Item={"pk": {"S": f"p{i % 3}"}, "sk": {"N": str(i)},
+                                                       "g": {"S": f"g{i % 2}"}, **attrs})
+    client.put_item(TableName="bins", Item={"id": {"B": b"\x00k"}, **EVERY_TYPE})
+    client.get_item(TableName="items", Key={"pk": {"S": "p0"}, "sk": {"N": "0"}})
+    client.get_item(TableName="items", Key={"pk": {"S": "p0"}, "sk": {"N": "999"}})
+    client.get_item(TableName="bins", Key={"id": {"B": b"\x00k"}}, ConsistentRead=True,
+                    ReturnConsumedCapacity="TOTAL")
+    client.get_item(TableName="bins", Key={"id": {"B": b"\x00k"}}, ProjectionExpression="#m.nested, l[1], b",
+                    ExpressionAttributeNames={"#m": "m"})
+    keys = [{"pk": {"S": f"p{i % 3}"}, "sk": {"N": str(i)}} for i in range(len(rows))]
+    keys.append({"pk": {"S": "missing"}, "sk": {"N": "1"}})
+    client.batch_get_item(RequestItems={"items": {"Keys": keys},
+                                        "bins": {"Keys": [{"id": {"B": b"\x00k"}}], "ProjectionExpression": "s, ns, m"}},
+                          ReturnConsumedCapacity="TOTAL")
+    client.query(TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p0"}})
+    client.query(TableName="items", KeyConditionExpression="pk = :p AND sk > :s", ScanIndexForward=False, Limit=2,
+                 ExpressionAttributeValues={":p": {"S": "p1"}, ":s": {"N": "-1"}}, ReturnConsumedCapacity="INDEXES")
+    client.query(TableName="items", IndexName="by_g", KeyConditionExpression="g = :g",
+                 ExpressionAttributeValues={":g": {"S": "g0"}}, Select="COUNT")
+    client.scan(TableName="items", FilterExpression="attribute_exists(g)", Limit=3)
+    client.scan(TableName="bins")
+    client.update_item(TableName="bins", Key={"id": {"B": b"\x00k"}}, ReturnValues="ALL_NEW",
+                       UpdateExpression="SET n = n + :one, l = list_append(l, :more) ADD ns :ns REMOVE f",
+                       ExpressionAttributeValues={":one": {"N": "1"}, ":more": {"L": [{"BOOL": False}]},
+                                                  ":ns": {"NS": ["7"]}})
+    client.update_item(TableName="bins", Key={"id": {"B": b"\x00k"}}, ReturnValues="UPDATED_OLD",
+                       UpdateExpression="SET s = :s", ExpressionAttributeValues={":s": {"S": "new"}})
+    client.put_item(TableName="bins", Item={"id": {"B": b"\x00k"}, "s": {"S": "replaced"}}, ReturnValues="ALL_OLD")
+    client.transact_get_items(TransactItems=[{"Get": {"TableName": "bins", "Key": {"id": {"B": b"\x00k"}}}},
+                                             {"Get": {"TableName": "items", "Key": keys[0]}}])
+    client.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "items", "Item": {"pk": {"S": "tx"}, "sk": {"N": "1"}, "v": {"M": {"a": {"N": "1"}}}}}},
+        {"Update": {"TableName": "bins", "Key": {"id": {"B": b"\x00k"}}, "UpdateExpression": "SET c = :c",
+                    "ExpressionAttributeValues": {":c": {"BS": [b"\x09"]}}}}])
+    client.delete_item(TableName="items", Key=keys[0], ReturnValues="ALL_OLD")
+    # Errors: failed conditions (with and without the old item), bad keys, unknown tables.
+    call(client.put_item, TableName="bins", Item={"id": {"B": b"\x00k"}}, ConditionExpression="attribute_not_exists(id)",
+         ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    call(client.put_item, TableName="bins", Item={"id": {"B": b"\x00k"}}, ConditionExpression="attribute_not_exists(id)")
+    call(client.update_item, TableName="bins", Key={"id": {"B": b"\x00k"}}, UpdateExpression="SET s = :s",
+         ConditionExpression="s = :other", ExpressionAttributeValues={":s": {"S": "x"}, ":other": {"S": "y"}})
+    call(client.get_item, TableName="items", Key={"pk": {"S": "p0"}})
+    call(client.get_item, TableName="nope", Key={"pk": {"S": "p0"}})
+    call(client.put_item, TableName="items", Item={"pk": {"S": "p0"}, "sk": {"S": "not a number"}})
+    call(client.transact_write_items, TransactItems=[
+        {"ConditionCheck": {"TableName": "bins", "Key": {"id": {"B": b"\x00k"}}, "ConditionExpression": "attribute_not_exists(id)"}},
+        {"Put": {"TableName": "items", "Item": {"pk": {"S": "tx2"}, "sk": {"N": "1"}}}}])
+    call(client.batch_get_item, RequestItems={"items": {"Keys": [keys[1], keys[1]]}})
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_every_attribute_type_and_operation_answers_the_same(restore_speedups: None) -> None:
+    rows = [EVERY_TYPE, {"only": {"S": "one"}}, {}, {"x": {"N": "1"}, "y": {"L": [{"M": {}}]}}, EVERY_TYPE]
+    moto_speedups.counts.update(fast=0, moto=0)
+    plain, fast = run_both(lambda client: exercise(client, rows))
+    assert_same(plain, fast)
+    assert len(fast) == 30 and sum(1 for _, status, _ in fast if status != 200) == 8
+    # The fast walker answered every successful call (errors and CreateTable keep moto's walker).
+    successes = sum(1 for _, status, _ in fast if status == 200)
+    assert moto_speedups.counts["fast"] >= successes - 2, moto_speedups.counts
+    # And what came back is what was stored (spot check through boto3's own parsing).
+    item = json.loads(next(body for op, status, body in fast if op == "GetItem" and b"\\u2603" in body))["Item"]
+    assert item["b"] == {"B": base64.b64encode(b"\x00\xffbinary").decode()}
+    assert item["m"]["M"]["nested"] == {"M": {"deep": {"SS": ["z"]}}}
+
+
+@pytest.fixture
+def verified_moto() -> Iterator[Any]:
+    """One moto (with its tables) for all the generated examples, speedups on and verifying: each
+    answer is also made by moto's own code from the same objects and compared."""
+    was = moto_speedups.installed()
+    moto_speedups.install()
+    moto_speedups.verify = True
+    moto_speedups.mismatches.clear()
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name=REGION)
+            make_tables(client)
+            yield client
+    finally:
+        moto_speedups.verify = False
+        (moto_speedups.install if was else moto_speedups.uninstall)()
+
+
+_example = iter(range(10**9))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.lists(attributes, min_size=1, max_size=6))
+def test_generated_items_answer_as_moto_does(verified_moto: Any, rows: list[dict]) -> None:
+    client, pk = verified_moto, f"gen{next(_example)}"
+    before = moto_speedups.counts["fast"]
+    keys = [{"pk": {"S": pk}, "sk": {"N": str(i)}} for i in range(len(rows))]
+    for key, attrs in zip(keys, rows):
+        call(client.put_item, TableName="items", Item={**attrs, **key, "g": {"S": pk}})
+    client.get_item(TableName="items", Key=keys[0])
+    client.batch_get_item(RequestItems={"items": {"Keys": keys}})
+    client.query(TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}})
+    client.query(TableName="items", IndexName="by_g", KeyConditionExpression="g = :g",
+                 ExpressionAttributeValues={":g": {"S": pk}})
+    for key, attrs in zip(keys, rows):
+        if attrs:
+            name, value = next(iter(attrs.items()))
+            call(client.update_item, TableName="items", Key=key, ReturnValues="ALL_NEW", UpdateExpression="SET #a = :v",
+                 ExpressionAttributeNames={"#a": name}, ExpressionAttributeValues={":v": value})
+    call(client.delete_item, TableName="items", Key=keys[-1], ReturnValues="ALL_OLD")
+    assert moto_speedups.mismatches == []
+    assert moto_speedups.counts["fast"] - before >= 5
+
+
+def test_batch_get_past_16_mb_returns_the_same_unprocessed_keys(restore_speedups: None) -> None:
+    big = "x" * 399_000
+
+    def calls(client: Any) -> None:
+        for i in range(43):
+            client.put_item(TableName="items", Item={"pk": {"S": "big"}, "sk": {"N": str(i)}, "blob": {"S": big}})
+        answer = client.batch_get_item(RequestItems={"items": {"Keys": [
+            {"pk": {"S": "big"}, "sk": {"N": str(i)}} for i in range(43)]}})
+        assert answer["UnprocessedKeys"]["items"]["Keys"]  # the case under test happened
+
+    plain, fast = run_both(calls)
+    assert_same(plain, fast)
+
+
+@pytest.mark.parametrize("size", [404_990, 404_995, 404_996, 405_010])
+def test_item_size_limit_is_enforced_at_the_same_byte(size: int, restore_speedups: None) -> None:
+    # Names and values: pk+p 3, sk+1 3, a + value size-5, z+12 3: size+4 bytes in all; moto's
+    # limit is 405,000 (so 404_996 is the first size refused).
+    def calls(client: Any) -> None:
+        call(client.put_item, TableName="items", Item={"pk": {"S": "p"}, "sk": {"N": "1"}, "a": {"S": "y" * (size - 5)},
+                                                       "z": {"N": "12"}})
+        client.get_item(TableName="items", Key={"pk": {"S": "p"}, "sk": {"N": "1"}})
+
+    plain, fast = run_both(calls)
+    assert_same(plain, fast)
+
+
+def test_item_and_value_sizes_equal_motos(restore_speedups: None) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    moto_speedups.install()
+    fast_item_size, fast_type_size = Item.size, DynamoType.size
+    moto_speedups.uninstall()
+    attrs = {**EVERY_TYPE, "ü": {"S": "ünïcode"}, "n2": {"N": "1E+3"}, "bb": {"B": base64.b64encode(b"abc").decode()}}
+    item = Item(DynamoType({"S": "k"}), None, attrs)
+    for value in item.attrs.values():
+        assert fast_type_size(value) == value.size()
+    assert fast_item_size(item) == item.size()
+
+
+def test_answers_for_every_known_action_name(restore_speedups: None) -> None:
+    """method_names_from_class is answered without inspect.getmembers: same membership."""
+    import importlib
+
+    from moto.core.utils import method_names_from_class
+
+    moto_speedups.install()
+    classes = []
+    for module, name in [("moto.dynamodb.responses", "DynamoHandler"), ("moto.s3.responses", "S3Response"),
+                         ("moto.awslambda.responses", "LambdaResponse"),
+                         ("moto.stepfunctions.responses", "StepFunctionResponse"),
+                         ("moto.events.responses", "EventsHandler"), ("moto.sts.responses", "TokenResponse"),
+                         ("moto.logs.responses", "LogsResponse"), ("moto.iam.responses", "IamResponse")]:
+        classes.append(getattr(importlib.import_module(module), name))
+    from moto.core import responses as core_responses
+
+    for cls in classes:
+        expected = set(method_names_from_class(cls))
+        names = set(dir(cls)) | {"not_an_action", "__init__", "dispatch", "region", "dynamodb_backend"}
+        fast = core_responses.method_names_from_class(cls)
+        assert {n for n in names if n in fast} == expected, cls
+        assert set(fast) == expected
+
+
+def test_list_of_moto_modules_is_the_directory_listing(restore_speedups: None) -> None:
+    import moto.backends as backends
+
+    moto_speedups.uninstall()
+    listed = list(backends.list_of_moto_modules())
+    moto_speedups.install()
+    assert list(backends.list_of_moto_modules()) == listed
+    assert "dynamodb" in listed and "s3" in listed
+
+
+def test_install_refuses_another_moto_version(monkeypatch: pytest.MonkeyPatch, restore_speedups: None) -> None:
+    moto_speedups.uninstall()
+    monkeypatch.setattr(moto, "__version__", "5.2.6")
+    with pytest.raises(moto_speedups.SpeedupError, match="5.2.5"):
+        moto_speedups.install()
+    assert not moto_speedups.installed()
+
+
+def test_uninstall_restores_motos_functions(restore_speedups: None) -> None:
+    import moto.backends as backends
+    import moto.core.responses as core_responses
+    import moto.dynamodb.responses as dynamodb_responses
+    from moto.core.serialize import JSONSerializer
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    moto_speedups.uninstall()
+    before = (Item.__init__, Item.size, DynamoType.size, dynamodb_responses.dynamo_to_dict,
+              backends.list_of_moto_modules, core_responses.method_names_from_class)
+    assert "_serialize_result" not in JSONSerializer.__dict__
+    moto_speedups.install()
+    moto_speedups.install()  # idempotent
+    assert Item.size is not before[1] and "_serialize_result" in JSONSerializer.__dict__
+    moto_speedups.uninstall()
+    assert (Item.__init__, Item.size, DynamoType.size, dynamodb_responses.dynamo_to_dict,
+            backends.list_of_moto_modules, core_responses.method_names_from_class) == before
+    assert "_serialize_result" not in JSONSerializer.__dict__
+    assert "_enrich_response" not in dynamodb_responses.DynamoHandler.__dict__
+
+
+def test_decimal_values_pass_through_dynamo_to_dict_as_moto_does(restore_speedups: None) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    value = {"Items": [{"a": DynamoType({"M": {"x": {"N": "1"}, "b": {"B": base64.b64encode(b"q").decode()}}}),
+                        "d": Decimal("1.5"), "none": None, "t": (1, 2)}], "Count": 1}
+    assert moto_speedups._dynamo_to_dict(value) == dynamo_to_dict(value)
+    assert os.path.isdir(os.path.dirname(moto.__file__))
