@@ -31,8 +31,10 @@ $(STAMP): requirements/dev.txt pyproject.toml
 demo: setup
 	$(PY) -m demo
 
+# Two workers (the CI machine has 2 cores); --dist loadfile keeps each module on one worker, since
+# a module shares one LocalCloud through its module-scoped fixtures.
 test: setup
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) -m pytest -n 2 --dist loadfile tests/unit tests/integration
 
 unit: setup
 	$(PY) -m pytest tests/unit

@@ -37,7 +37,7 @@ SPEC = {"features": FEATURES, "slices": ["tester_id", "fab_site"],
         "config": {"n_estimators": 40, "seed": 0, "sensitive": ["fab_site"]}}
 # a demo's stages see few rows: 5 per variant per stage, as many re-bakes as traffic needs
 POLICY = {"min_samples": 5, "min_labelled": 20, "max_extensions": 100000, "baseline_seconds": 0,
-          "settle_seconds": 2}
+          "settle_seconds": 2, "switch_seconds": 2}  # requests take < 2 s here
 
 
 def step(n: int, text: str) -> None:

@@ -99,7 +99,9 @@ def handle(event: dict[str, Any], request_id: str) -> dict[str, Any]:
         now = datetime.now(timezone.utc)
         outcome = predictor.predict(req, request_id, now)
         scored_ms = (time.perf_counter() - t0) * 1000
-        ts = iso_utc(now)
+        # stamped when scored, just before the write: a reader's window that ends a moment ago
+        # then sees every row of a request or none (the canary gate relies on it)
+        ts = iso_utc(datetime.now(timezone.utc))
         expires = int(now.timestamp()) + _TTL_S
         rows = [r.log_row(model, scored_ms) for r in outcome.rows]
         prediction_log.put([prediction_item(row, ts=ts, expires_at=expires)

@@ -7,7 +7,7 @@ updated run, or raises an error whose type the machine catches by name (``RunInp
 
 - ``plan_canary`` / ``plan_retraining`` - check the execution's input into a run;
 - ``acquire`` / ``release`` - the model's lease: one rollout and one retraining run at a time;
-- ``start``, ``set_stage``, ``evaluate``, ``promote``, ``rollback``, ``abort`` - canary steps
+- ``shadow_verdict``, ``start``, ``set_stage``, ``evaluate``, ``promote``, ``rollback``, ``abort`` - canary steps
   (`mlops.rollout.canary`);
 - ``retraining_gate`` - the candidate against the champion (`mlops.rollout.retraining_gate`);
 - ``record`` - the retraining run's record (`mlops.rollout.run_store`), and on failure the
@@ -37,6 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.api_errors import ApiError, check_keys, parse_json_body
 from mlops.audit.store import AuditStore
 from mlops.audit.trail import record_change
+from mlops.governance.fairness import fairness_gate
 from mlops.models.prediction_log import PredictionLog
 from mlops.models.registry import model_name_problem, parse_version
 from mlops.models.registry_store import AliasNotFound, ModelNotFound, RegistryError, RegistryStore
@@ -91,7 +92,7 @@ def plan_canary(event: dict[str, Any]) -> dict[str, Any]:
     model = raw.get("model") if isinstance(raw, dict) else None
     aliases = _aliases(model) if isinstance(model, str) and not model_name_problem(model) else {}
     run = plan.canary_run(raw, execution_id=event["execution_id"], run_id=event["execution_name"],
-                          challenger=aliases.get("challenger"), champion=aliases.get("champion"))
+                          challenger=aliases.get("challenger"), champion=aliases.get("champion"), now=_now())
     try:
         version = registry.get_version(run["model"], run["challenger"])
     except RegistryError:
@@ -129,20 +130,16 @@ def release(run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
+def _fairness(summary: Any) -> tuple[bool, list[str]]:
+    checked = fairness_gate(summary)  # the default policy: four-fifths rule, groups of 30 rows or more
+    return checked.passed, list(checked.reasons)
+
+
 def retraining_gate(event: dict[str, Any]) -> dict[str, Any]:
     run, candidate = event["run"], event["candidate"]
     champion = candidate.get("champion")
     comparable = champion if champion and champion.get("comparable") else None
-    fairness_gate = None
-    try:
-        from mlops.governance.fairness import fairness_gate as gate_fn  # the fairness audit, when present
-
-        def fairness_gate(summary: Any) -> tuple[bool, list[str]]:
-            result = gate_fn(summary)
-            return (result.passed, list(result.reasons)) if hasattr(result, "passed") else result
-    except ImportError:
-        pass
-    result = decide(candidate, comparable, RetrainingGatePolicy.from_dict(run["gate"]), fairness_gate)
+    result = decide(candidate, comparable, RetrainingGatePolicy.from_dict(run["gate"]), _fairness)
     if champion and not champion.get("comparable"):
         result["note"] = champion.get("note")
     _auditor(run)("retraining.gate", {"candidate_sha256": candidate.get("sha256"), **result})
@@ -191,6 +188,8 @@ def _direct(event: dict[str, Any]) -> dict[str, Any]:
         return release(event["run"])
     if action in STEPS:
         return getattr(_canary(event["run"]), action)(event["run"])
+    if action == "shadow_verdict":
+        return _canary(event["run"]).shadow_verdict(event["run"], event["analysis"])
     if action == "abort":
         return _canary(event["run"]).abort(event["run"], event.get("error"))
     if action == "retraining_gate":

@@ -351,12 +351,16 @@ def test_list_of_moto_modules_is_the_directory_listing(restore_speedups: None) -
     assert "dynamodb" in listed and "s3" in listed
 
 
-def test_install_refuses_another_moto_version(monkeypatch: pytest.MonkeyPatch, restore_speedups: None) -> None:
+def test_install_refuses_another_moto_version(restore_speedups: None) -> None:
     moto_speedups.uninstall()
-    monkeypatch.setattr(moto, "__version__", "5.2.6")
-    with pytest.raises(moto_speedups.SpeedupError, match="5.2.5"):
-        moto_speedups.install()
-    assert not moto_speedups.installed()
+    real = moto.__version__
+    moto.__version__ = "5.2.6"  # put back before restore_speedups reinstalls (not monkeypatch: its
+    try:                        # teardown may come after the fixture's)
+        with pytest.raises(moto_speedups.SpeedupError, match="5.2.5"):
+            moto_speedups.install()
+        assert not moto_speedups.installed()
+    finally:
+        moto.__version__ = real
 
 
 def test_uninstall_restores_motos_functions(restore_speedups: None) -> None:

@@ -40,7 +40,7 @@ print(json.dumps({"onnxruntime": "onnxruntime" in sys.modules, "heavy": heavy}))
 """
 
 FUNCTIONS = ["InferenceFunction", "ModelsFunction", "ModelAdminFunction", "FeedbackFunction", "TrainFunction",
-             "ExplainFunction"]
+             "ExplainFunction", "RetrainFunction", "RolloutFunction", "AuditFunction"]
 
 
 @pytest.fixture(scope="module")

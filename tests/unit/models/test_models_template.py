@@ -94,7 +94,8 @@ def test_least_privilege(resources) -> None:
     assert policies(resources, "RolloutFunction") == {
         ("DynamoDBCrudPolicy", "RegistryTable"), ("DynamoDBCrudPolicy", "DeploymentsTable"),
         ("DynamoDBReadPolicy", "PredictionsTable"), ("DynamoDBCrudPolicy", "AuditTable")}
-    assert policies(resources, "CanaryRolloutStateMachine") == {("LambdaInvokePolicy", "RolloutFunction")}
+    assert policies(resources, "CanaryRolloutStateMachine") == {("LambdaInvokePolicy", "RolloutFunction"),
+                                                                ("LambdaInvokePolicy", "ShadowAnalysisFunction")}
     assert policies(resources, "RetrainingStateMachine") == {
         ("LambdaInvokePolicy", "RolloutFunction"), ("LambdaInvokePolicy", "TrainFunction"),
         ("StepFunctionsExecutionPolicy", "CanaryRolloutStateMachine.Name")}
@@ -121,11 +122,13 @@ def test_the_state_machines_run_their_steps_in_the_rollout_and_train_functions(s
     canary = stack.state_machines["CanaryRolloutStateMachine"].definition["States"]
     rollout = stack.functions["RolloutFunction"].arn
     steps = {name: state["Parameters"]["Payload"]["action"] for name, state in canary.items()
-             if state["Type"] == "Task"}
-    assert steps == {"Plan": "plan_canary", "Acquire": "acquire", "Start": "start", "SetStage": "set_stage",
-                     "Evaluate": "evaluate", "Promote": "promote", "Rollback": "rollback", "Abort": "abort",
-                     "Release": "release"}
-    assert all(s["Parameters"]["FunctionName"] == rollout for s in canary.values() if s["Type"] == "Task")
+             if state["Type"] == "Task" and name != "ShadowAnalysis"}
+    assert steps == {"Plan": "plan_canary", "Acquire": "acquire", "ShadowVerdict": "shadow_verdict", "Start": "start",
+                     "SetStage": "set_stage", "Evaluate": "evaluate", "Promote": "promote", "Rollback": "rollback",
+                     "Abort": "abort", "Release": "release"}
+    assert all(s["Parameters"]["FunctionName"] == rollout for n, s in canary.items()
+               if s["Type"] == "Task" and n != "ShadowAnalysis")
+    assert canary["ShadowAnalysis"]["Parameters"]["FunctionName"] == stack.functions["ShadowAnalysisFunction"].arn
     assert canary["Bake"] == {"Type": "Wait", "SecondsPath": "$.run.bake_seconds", "Next": "Evaluate"}
     retraining = stack.state_machines["RetrainingStateMachine"].definition["States"]
     train = stack.functions["TrainFunction"].arn

@@ -111,7 +111,7 @@ def test_feature_null_shares() -> None:
 
 # ------------------------------------------------------------------------------ plans
 def canary(event: dict, challenger: int | None = 2, champion: int | None = 1) -> dict:
-    return plan.canary_run(event, execution_id="arn:x", run_id="x", challenger=challenger, champion=champion)
+    return plan.canary_run(event, execution_id="arn:x", run_id="x", challenger=challenger, champion=champion, now=NOW)
 
 
 def test_canary_plan_defaults_and_strategies() -> None:
@@ -119,6 +119,10 @@ def test_canary_plan_defaults_and_strategies() -> None:
     assert run["stages"] == [1.0, 10.0, 50.0, 100.0] and run["bake_seconds"] == 600 and run["challenger"] == 2
     assert canary({"model": "yield", "strategy": "blue_green"})["stages"] == [100.0]
     assert canary({"model": "yield", "challenger": 5})["challenger"] == 5
+    assert run["shadow"] is None
+    shadow = canary({"model": "yield", "shadow": {"hours": 2, "policy": {"min_pairs": 50}}})["shadow"]
+    assert shadow == {"start": "2026-11-26T10:00:00.000000Z", "end": "2026-11-26T12:00:00.000000Z",
+                      "policy": {"min_pairs": 50}}
 
 
 @pytest.mark.parametrize(("event", "problem"), [
@@ -131,6 +135,8 @@ def test_canary_plan_defaults_and_strategies() -> None:
     ({"model": "yield", "extra": 1}, "extra: unknown field"),
     ({"model": "yield", "challenger": 1}, "challenger: version 1 is already the champion"),
     ({"model": 3}, "model"),
+    ({"model": "yield", "shadow": {"hours": 0}}, "shadow.hours"),
+    ({"model": "yield", "shadow": {"min_pairs": 3}}, "shadow.min_pairs: unknown"),
 ])
 def test_canary_plan_refuses(event: dict, problem: str) -> None:
     with pytest.raises(plan.RunInputError, match=problem):

@@ -12,6 +12,8 @@ Each method takes the run and returns it updated; the state machine only branche
   summarises them (`mlops.monitoring.version_stats.summarize`) and runs the gate
   (`mlops.rollout.gate.evaluate_stage`): the decision and its statistics go into the run's
   ``history``;
+* `shadow_verdict` - with the optional shadow pre-check, the ShadowAnalysisFunction's verdict on
+  the challenger's shadow results decides whether it may take traffic at all;
 * `promote` - ``champion`` -> the challenger, ``previous`` -> the old champion, the challenger
   alias removed, the version approved;
 * `rollback` - the challenger alias removed (its traffic drops to 0 at once; with blue/green
@@ -104,7 +106,9 @@ class CanaryRollout:
         """Collect both variants' metrics for this stage and decide (see `mlops.rollout.gate`)."""
         policy = GatePolicy.from_dict(run["policy"])
         end = iso_utc(self.clock() - timedelta(seconds=policy.settle_seconds))  # rows still being written
-        model, stage_start = run["model"], run["stage_started_at"]
+        model = run["model"]
+        stage_start = iso_utc(datetime.fromisoformat(run["stage_started_at"].replace("Z", "+00:00"))
+                              + timedelta(seconds=policy.switch_seconds))  # old weights still in use before
         read = {"attributes": GATE_ATTRIBUTES}
         since = iso_utc(datetime.fromisoformat(run["rollout_started_at"].replace("Z", "+00:00"))
                         - timedelta(seconds=policy.baseline_seconds))
@@ -138,6 +142,19 @@ class CanaryRollout:
                                             "stage_counts": stage_counts})
         return run
 
+    def shadow_verdict(self, run: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+        """Judge the shadow pre-check (ShadowAnalysisFunction's answer): ``rollback`` with its
+        reasons before any traffic moves, or ``continue``."""
+        verdict = analysis.get("verdict") or {}
+        run["shadow_result"] = {"rows": analysis.get("rows"), "verdict": verdict,
+                                "analysis": analysis.get("analysis")}
+        ok = bool(verdict.get("ok"))
+        run["decision"] = "continue" if ok else "rollback"
+        run["reasons"] = [] if ok else [f"shadow: {r}" for r in verdict.get("reasons", [])] or ["shadow"]
+        self.audit("rollout.shadow_verdict", {"model": run["model"], "challenger": run["challenger"],
+                                              "ok": ok, "reasons": run["reasons"], "rows": analysis.get("rows")})
+        return run
+
     def promote(self, run: dict[str, Any]) -> dict[str, Any]:
         """The challenger becomes champion; the old champion is kept as ``previous``."""
         model, actor = run["model"], self._actor(run)
@@ -152,7 +169,8 @@ class CanaryRollout:
 
     def rollback(self, run: dict[str, Any]) -> dict[str, Any]:
         """Take the challenger out of traffic and reject it, with the gate's reasons."""
-        reason = f"rollout {run['run_id']} rolled back at {run['percent']:g}%: {', '.join(run['reasons'])}"
+        where = "before taking traffic" if run["percent"] is None else f"at {run['percent']:g}%"
+        reason = f"rollout {run['run_id']} rolled back {where}: {', '.join(run['reasons'])}"
         self._clear_challenger(run, reason)
         self.registry.set_approval(run["model"], run["challenger"], "rejected", by=self._actor(run), reason=reason)
         run["outcome"] = "rolled_back"

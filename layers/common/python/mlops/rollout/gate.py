@@ -22,8 +22,9 @@ only when the effect is larger than its threshold AND the test finds it signific
 ========================  ===================================================================
 
 Both windows end ``settle_seconds`` (10: the inference function's timeout) before the
-evaluation: a row is stamped when its request starts and written when it ends, so the rows of a
-request still in flight would otherwise count for one variant and not yet for the other.
+evaluation, so rows still being written count for neither variant rather than for one; the
+stage's window starts ``switch_seconds`` (15) after its weights changed, since warm inference
+functions keep routing by the old weights for up to their deployment cache (5 s) plus a request.
 
 ``alpha`` (0.05) is the family-wise false-rollback rate of the whole rollout: each test runs at
 ``alpha / (3 x stages)`` (Bonferroni over the three tested checks of every stage; each stage is
@@ -71,6 +72,7 @@ class GatePolicy:
     require_labels: bool = False
     baseline_seconds: int = 3600
     settle_seconds: float = 10.0
+    switch_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         for name in ("max_error_rate", "max_accuracy_drop", "alpha", "srm_alpha"):
@@ -88,9 +90,10 @@ class GatePolicy:
         if isinstance(self.baseline_seconds, bool) or not isinstance(self.baseline_seconds, int) \
                 or self.baseline_seconds < 0:
             raise ValueError("baseline_seconds: must be a whole number of seconds >= 0")
-        if isinstance(self.settle_seconds, bool) or not isinstance(self.settle_seconds, (int, float)) \
-                or not 0 <= self.settle_seconds <= 900:
-            raise ValueError("settle_seconds: must be a number of seconds within 0-900")
+        for name in ("settle_seconds", "switch_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 900:
+                raise ValueError(f"{name}: must be a number of seconds within 0-900")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> "GatePolicy":

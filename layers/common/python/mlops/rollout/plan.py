@@ -7,7 +7,11 @@ Canary rollout input (all but ``model`` optional)::
      "stages": [1, 10, 50, 100],                   percent of traffic per stage, increasing, ending at 100
      "bake_seconds": 600,                          wait per stage (the virtual clock locally)
      "strategy": "canary" | "blue_green",          blue/green = one stage at 100%, instant rollback
-     "policy": {...}}                              `mlops.rollout.gate.GatePolicy` fields
+     "policy": {...},                              `mlops.rollout.gate.GatePolicy` fields
+     "shadow": {"hours": 24, "policy": {...}}}     optional: first judge the challenger's shadow
+                                                   results of the last ``hours`` (ShadowAnalysisFunction,
+                                                   `mlops.rollout.shadow.ShadowPolicy`); a failing
+                                                   verdict rejects it before it takes any traffic
 
 Retraining input::
 
@@ -66,14 +70,28 @@ def _policy(cls: Any, values: Any, name: str) -> dict[str, Any]:
     return dict(policy.__dict__)
 
 
+def _shadow(value: Any, now: datetime) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise RunInputError("shadow: expected an object like {\"hours\": 24, \"policy\": {...}}")
+    _unknown(value, {"hours", "policy"}, "shadow.")
+    hours = value.get("hours", 24)
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 2160:
+        raise RunInputError("shadow.hours: expected a number of hours within (0, 2160]")
+    if not isinstance(value.get("policy", {}), Mapping):
+        raise RunInputError("shadow.policy: expected an object")
+    return {"start": iso_utc(now - timedelta(hours=hours)), "end": iso_utc(now), "policy": dict(value.get("policy", {}))}
+
+
 def canary_run(event: Mapping[str, Any], *, execution_id: str, run_id: str, challenger: int | None,
-               champion: int | None) -> dict[str, Any]:
+               champion: int | None, now: datetime) -> dict[str, Any]:
     """The canary run; ``challenger``/``champion`` are the registry's aliases now (the input's
     ``challenger`` wins when given)."""
     if not isinstance(event, Mapping):
         raise RunInputError("input: expected an object")
     _unknown(event, {"model", "challenger", "stages", "bake_seconds", "strategy", "policy", "retraining_run",
-                     "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"})
+                     "shadow", "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"})
     model = _model(event)
     strategy = event.get("strategy", "canary")
     if strategy not in STRATEGIES:
@@ -90,6 +108,7 @@ def canary_run(event: Mapping[str, Any], *, execution_id: str, run_id: str, chal
     if isinstance(bake, bool) or not isinstance(bake, (int, float)) or not 0 <= bake <= 7 * 86400:
         raise RunInputError("bake_seconds: expected a number of seconds within 0-604800")
     policy = _policy(GatePolicy, event.get("policy"), "policy")
+    shadow = _shadow(event.get("shadow"), now)
     if "challenger" in event:
         challenger = parse_version(event["challenger"])
         if challenger is None:
@@ -104,7 +123,7 @@ def canary_run(event: Mapping[str, Any], *, execution_id: str, run_id: str, chal
     return {
         "kind": "rollout", "model": model, "challenger": challenger, "champion": champion,
         "strategy": strategy, "stages": [float(s) for s in stages], "bake_seconds": int(bake),
-        "policy": policy,
+        "policy": policy, "shadow": shadow,
         "owner": execution_id, "run_id": run_id, "retraining_run": event.get("retraining_run"),
         "index": 0, "percent": None, "rollout_started_at": None, "stage_started_at": None,
         "extensions": 0, "decision": None, "reasons": [], "history": [], "outcome": None,
