@@ -173,30 +173,28 @@ def record(event: dict[str, Any]) -> dict[str, Any]:
     return {**run, "status": status}
 
 
-STEPS = {"start", "set_stage", "evaluate", "promote", "rollback"}
+ACTIONS: dict[str, Any] = {
+    "plan_canary": plan_canary,
+    "plan_retraining": plan_retraining,
+    "acquire": lambda e: acquire(e["run"]),
+    "release": lambda e: release(e["run"]),
+    "start": lambda e: _canary(e["run"]).start(e["run"]),
+    "set_stage": lambda e: _canary(e["run"]).set_stage(e["run"]),
+    "evaluate": lambda e: _canary(e["run"]).evaluate(e["run"]),
+    "promote": lambda e: _canary(e["run"]).promote(e["run"]),
+    "rollback": lambda e: _canary(e["run"]).rollback(e["run"]),
+    "shadow_verdict": lambda e: _canary(e["run"]).shadow_verdict(e["run"], e["analysis"]),
+    "abort": lambda e: _canary(e["run"]).abort(e["run"], e.get("error")),
+    "retraining_gate": retraining_gate,
+    "record": record,
+}
 
 
 def _direct(event: dict[str, Any]) -> dict[str, Any]:
-    action = event.get("action")
-    if action == "plan_canary":
-        return plan_canary(event)
-    if action == "plan_retraining":
-        return plan_retraining(event)
-    if action == "acquire":
-        return acquire(event["run"])
-    if action == "release":
-        return release(event["run"])
-    if action in STEPS:
-        return getattr(_canary(event["run"]), action)(event["run"])
-    if action == "shadow_verdict":
-        return _canary(event["run"]).shadow_verdict(event["run"], event["analysis"])
-    if action == "abort":
-        return _canary(event["run"]).abort(event["run"], event.get("error"))
-    if action == "retraining_gate":
-        return retraining_gate(event)
-    if action == "record":
-        return record(event)
-    raise ValueError(f"unknown action {action!r}")
+    action = ACTIONS.get(event.get("action"))  # type: ignore[arg-type]
+    if action is None:
+        raise ValueError(f"unknown action {event.get('action')!r}; expected one of {sorted(ACTIONS)}")
+    return action(event)
 
 
 # ---------------------------------------------------------------------------- admin routes

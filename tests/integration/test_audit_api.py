@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stack_env import api_server, product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
-from localcloud.template import load_stack
 from mlops.audit.chain import AuditRecord, record_hash
 from mlops.audit.events import AuditEvent, alias_entity
 from mlops.audit.store import AuditStore, record_from_item, record_item
@@ -36,14 +36,14 @@ ADMIN = "audit-admin-key-0123456789"
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
     overrides = {"InferenceFunction": {"AUDIT_PREDICTION_SAMPLE_RATE": "1", "DEPLOYMENT_CACHE_SECONDS": "0"}}
-    with LocalCloud(load_stack(ROOT / "template.yaml"), log_sink=lambda fid, line: None, env_vars=overrides,
-                    api_keys={"ApiKey": KEY, "AdminApiKey": ADMIN}) as c:
+    with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides,
+                       log_sink=lambda fid, line: None) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with ApiServer(cloud.runtime, cloud.stack, cloud.api_keys, port=0, quiet=True) as server:
+    with api_server(cloud) as server:
         yield server
 
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 from yield_models import START, STORED, device_row, fails, training_event
+from stack_env import api_server, product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
-from localcloud.template import load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "drift-test-key-0123456789"
@@ -57,14 +57,13 @@ def cloud(logs: Logs) -> Iterator[LocalCloud]:
     overrides = {"InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0", "MODEL_RETRY_SECONDS": "0"},
                  # labels in this test come at once: feed every labelled prediction to the detectors
                  "DriftCheckFunction": {"LABEL_DELAY_HOURS": "0"}}
-    with LocalCloud(load_stack(ROOT / "template.yaml"), log_sink=logs, env_vars=overrides,
-                    api_keys={"ApiKey": KEY, "AdminApiKey": ADMIN}) as c:
+    with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, log_sink=logs, env_vars=overrides) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with ApiServer(cloud.runtime, cloud.stack, cloud.api_keys, port=0, quiet=True) as server:
+    with api_server(cloud) as server:
         yield server
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from yield_models import explicit_features, training_event
+from stack_env import api_server, product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
-from localcloud.template import load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "explain-test-key-0123456789"
@@ -30,14 +30,13 @@ REQUEST = {"vdd_setpoint": 1.2}
 def cloud() -> Iterator[LocalCloud]:
     overrides = {"ExplainFunction": {"ALIAS_CACHE_SECONDS": "0", "MODEL_RETRY_SECONDS": "0"},
                  "InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0", "MODEL_RETRY_SECONDS": "0"}}
-    with LocalCloud(load_stack(ROOT / "template.yaml"), env_vars=overrides,
-                    api_keys={"ApiKey": KEY, "AdminApiKey": ADMIN}) as c:
+    with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with ApiServer(cloud.runtime, cloud.stack, cloud.api_keys, port=0, quiet=True) as server:
+    with api_server(cloud) as server:
         yield server
 
 

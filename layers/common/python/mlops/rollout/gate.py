@@ -149,18 +149,25 @@ def _sample_ratio(stage: Mapping[str, int], percent: float, policy: GatePolicy) 
                  p_value=result.p_value, statistic=result.statistic)
 
 
+def _proportion_check(name: str, control: ProportionStats, treatment: ProportionStats, alternative: str,
+                      observed: float, limit: float, alpha: float) -> Check:
+    """The two-proportion z-test behind the error and accuracy checks (reached only when the
+    effect is past its limit): fails when the test finds the challenger worse at ``alpha``."""
+    try:
+        test = two_proportion_ztest(control, treatment, alpha=min(alpha, 0.5), alternative=alternative)
+    except ExperimentError as exc:  # e.g. no variance at all: every row of both failed
+        return Check(name, False, observed=observed, limit=limit, note=str(exc))
+    return Check(name, test.p_value >= alpha, observed=observed, limit=limit, p_value=test.p_value,
+                 statistic=test.statistic)
+
+
 def _errors(champion: VersionStats, challenger: VersionStats, policy: GatePolicy, alpha: float) -> Check:
     rate = challenger.errors / challenger.n
     if rate <= policy.max_error_rate:
         return Check("error_rate", True, observed=rate, limit=policy.max_error_rate)
-    try:
-        test = two_proportion_ztest(ProportionStats(champion.n, champion.errors),
-                                    ProportionStats(challenger.n, challenger.errors),
-                                    alpha=min(alpha, 0.5), alternative="larger")
-    except ExperimentError as exc:  # e.g. no variance at all: every row of both failed
-        return Check("error_rate", False, observed=rate, limit=policy.max_error_rate, note=str(exc))
-    return Check("error_rate", test.p_value >= alpha, observed=rate, limit=policy.max_error_rate,
-                 p_value=test.p_value, statistic=test.statistic)
+    return _proportion_check("error_rate", ProportionStats(champion.n, champion.errors),
+                             ProportionStats(challenger.n, challenger.errors), "larger", rate,
+                             policy.max_error_rate, alpha)
 
 
 def _latency(champion: VersionStats, challenger: VersionStats, champion_ms: Sequence[float],
@@ -185,14 +192,9 @@ def _accuracy(champion: VersionStats, challenger: VersionStats, policy: GatePoli
     limit = champion.accuracy * (1 - policy.max_accuracy_drop)
     if challenger.accuracy >= limit:
         return Check("accuracy", True, observed=challenger.accuracy, limit=limit)
-    try:
-        test = two_proportion_ztest(ProportionStats(champion.labelled, champion.correct),
-                                    ProportionStats(challenger.labelled, challenger.correct),
-                                    alpha=min(alpha, 0.5), alternative="smaller")
-    except ExperimentError as exc:
-        return Check("accuracy", False, observed=challenger.accuracy, limit=limit, note=str(exc))
-    return Check("accuracy", test.p_value >= alpha, observed=challenger.accuracy, limit=limit,
-                 p_value=test.p_value, statistic=test.statistic)
+    return _proportion_check("accuracy", ProportionStats(champion.labelled, champion.correct),
+                             ProportionStats(challenger.labelled, challenger.correct), "smaller",
+                             challenger.accuracy, limit, alpha)
 
 
 def evaluate_stage(*, champion: VersionStats, challenger: VersionStats, stage_counts: Mapping[str, int],
