@@ -79,7 +79,7 @@ def ingest(port: int) -> None:
         outcomes.append({"device_id": row["device_id"], "event_timestamp": iso(t + timedelta(hours=2)),
                          "label": fails(rng, row), "tester_id": f"T{i % 3 + 1}", "fab_site": "F1", "vdd_setpoint": 1.2})
     for view, rows in (("device_parametrics", parametrics), ("device_outcomes", outcomes)):
-        status, body = call(port, "POST", "/features", {"view": view, "rows": rows}, KEY)
+        status, body = call(port, "POST", "/features", {"view": view, "rows": rows}, ADMIN)
         assert status == 200, body
 
 

@@ -23,14 +23,17 @@ state machine can catch the error by name. Thin: `mlops.audit` does the work.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any, Optional
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.api_errors import ApiError
+from mlops.api_models import JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.audit.chain import chain_problem
 from mlops.audit.events import AuditEvent
 from mlops.audit.requests import parse_query, parse_verify
@@ -39,15 +42,24 @@ from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
 store = AuditStore(os.environ["AUDIT_TABLE"], archive_bucket=os.environ.get("AUDIT_ARCHIVE_BUCKET") or None)
 
 
 answer_errors(app, {BadPageToken: lambda exc: ApiError.invalid({"next": str(exc)})})
 
 
-@app.get("/audit")
-def query() -> Response:
+Text = Annotated[Optional[str], Query(min_length=1, max_length=256)]
+Time = Annotated[Optional[str], Query(description="ISO-8601 or epoch seconds, inclusive")]
+
+
+@app.get("/audit", summary="Audit records by entity, model or chain, in a time range",
+         responses=responses(JsonObject, "a page of records and the next page's token"))
+def query(entity: Text = None, model: Text = None, chain: Text = None,
+          from_: Annotated[Optional[str], Query(alias="from", description="ISO-8601 or epoch seconds, inclusive")] = None,
+          to: Time = None, limit: Annotated[Optional[int], Query(ge=1, le=1000)] = None,
+          next_: Annotated[Optional[str], Query(alias="next", description="the previous page's token")] = None,
+          ) -> Response[dict]:
     q = parse_query(app.current_event.query_string_parameters)
     page = store.query(entity=q.entity, model=q.model, chain=q.chain, start=q.start, end=q.end, limit=q.limit,
                        next_token=q.next_token)
@@ -55,8 +67,9 @@ def query() -> Response:
     return json_response(200, page.to_api())
 
 
-@app.get("/audit/verify")
-def verify() -> Response:
+@app.get("/audit/verify", summary="Check the hash chains (?archive=true: against the S3 archive)",
+         responses=responses(JsonObject, "ok, the first bad record, each chain's result"))
+def verify(chain: Text = None, archive: Annotated[Optional[str], Query(description="true or false")] = None) -> Response[dict]:
     q = parse_verify(app.current_event.query_string_parameters)
     if q.against_archive and not store.archive_bucket:
         raise ApiError.invalid({"archive": "no archive bucket is configured"})

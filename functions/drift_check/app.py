@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any, Optional
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops import aws
 from mlops.api_errors import ApiError
+from mlops.api_models import JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.drift.baseline_store import BaselineStore
 from mlops.drift.check import DriftCheck, DriftCheckResult
 from mlops.drift.check_request import parse_check_request
@@ -37,7 +40,7 @@ from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
 answer_errors(app)
 
 
@@ -82,8 +85,13 @@ def _run(values: dict[str, Any], trigger: str) -> dict[str, Any]:
     return result.summary
 
 
-@app.get("/drift/<model>")
-def get_drift(model: str) -> Response:
+@app.get("/drift/<model>", summary="Check a deployed version for data and concept drift",
+         responses=responses(JsonObject, "the drift summary"))
+def get_drift(model: str,
+              version: Annotated[Optional[str], Query(description="the version (default: the champion)")] = None,
+              window_hours: Annotated[Optional[float], Query(gt=0, description="the window checked")] = None,
+              methods: Annotated[Optional[str], Query(description="comma-separated drift statistics")] = None,
+              ) -> Response[dict]:
     query = dict(app.current_event.query_string_parameters or {})
     if "model" in query:
         raise ApiError.invalid({"model": "give the model in the path, not the query"})

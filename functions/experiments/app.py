@@ -17,33 +17,38 @@ The analysis uses scipy (Student's t for Welch): this function has StatsLayer.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from typing import Any
+from typing import Annotated, Optional
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops import aws
-from mlops.api_errors import ApiError, parse_json_body
+from mlops.api_errors import ApiError
+from mlops.api_models import ExperimentBody, JsonObject, StopBody, responses
+from mlops.api_validation import api_resolver
 from mlops.experiments import report
 from mlops.experiments.definition import ExperimentDefinition
 from mlops.experiments.errors import ExperimentError
 from mlops.experiments.store import ExperimentStore
+from mlops.idempotent_routes import IdempotentRequests
 from mlops.models.registry import utc_now
 from mlops.models.registry_store import RegistryError, RegistryStore
 from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
+app.use([IdempotentRequests().middleware])  # Idempotency-Key on the POST routes (mlops.idempotent_routes)
 _dynamodb = aws.client("dynamodb")
 store = ExperimentStore(os.environ["EXPERIMENTS_TABLE"], dynamodb=_dynamodb)
 registry = RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"], dynamodb=_dynamodb)
 EXPERIMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-MAX_REASON = 1000
 
 
 def _experiment_error(exc: ExperimentError) -> ApiError:
@@ -66,16 +71,13 @@ def _id(experiment_id: str, field: str = "experiment_id") -> str:
     return experiment_id
 
 
-def _daily_override() -> float | None:
-    raw = app.current_event.get_query_string_value("daily_entities")
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ApiError.invalid({"daily_entities": f"expected a positive number of entities per day, got {raw!r}"})
+DailyEntities = Annotated[Optional[float], Query(gt=0, description="override the observed entities per day "
+                                                                  "in the time-to-decision estimate")]
+
+
+def _daily_override(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ApiError.invalid({"query.daily_entities": "expected a finite positive number of entities per day"})
     return value
 
 
@@ -98,19 +100,10 @@ def _version_problems(definition: ExperimentDefinition) -> dict[str, str]:
     return problems
 
 
-@app.post("/experiments")
-def create() -> Response:
-    body = parse_json_body(app.current_event.decoded_body)
-    no_model = [{"field": "model", "message": "is required: the registered model whose versions the variants serve"}]
-    if not isinstance(body, dict) or "model" in body:
-        no_model = []
-    try:
-        definition = ExperimentDefinition.from_dict(body)
-    except ExperimentError as exc:
-        errors = exc.errors + no_model
-        raise ExperimentError(errors[0]["field"], errors[0]["message"], errors) from None
-    if no_model:
-        raise ExperimentError("model", no_model[0]["message"])
+@app.post("/experiments", summary="Create an experiment (A/B, A/A or bandit)",
+          responses=responses(JsonObject, "the experiment with its plan", status=201))
+def create(body: Annotated[ExperimentBody, Body()]) -> Response[dict]:
+    definition = ExperimentDefinition.from_dict(app.current_event.json_body)
     _id(definition.experiment_id)
     problems = _version_problems(definition)
     if problems:
@@ -123,25 +116,28 @@ def create() -> Response:
         definition.experiment_id, consistent=True), now))
 
 
-@app.get("/experiments")
-def list_experiments() -> Response:
+@app.get("/experiments", summary="Every experiment", responses=responses(JsonObject, "{experiments: [...]}"))
+def list_experiments() -> Response[dict]:
     now = utc_now()
     return json_response(200, {"experiments": [r.to_api(now) for r in store.list()]})
 
 
-@app.get("/experiments/<experiment_id>")
-def get(experiment_id: str) -> Response:
+@app.get("/experiments/<experiment_id>", summary="One experiment and its progress",
+         responses=responses(JsonObject, "the experiment"))
+def get(experiment_id: str, daily_entities: DailyEntities = None) -> Response[dict]:
     record = store.get(_id(experiment_id))
     return json_response(200, report.describe(record, store.totals(record.definition),
                                               store.bandit_state(experiment_id, consistent=True), utc_now(),
-                                              _daily_override()))
+                                              _daily_override(daily_entities)))
 
 
-@app.get("/experiments/<experiment_id>/analysis")
-def analysis(experiment_id: str) -> Response:
+@app.get("/experiments/<experiment_id>/analysis", summary="The experiment's statistics: effects, SRM, decision",
+         responses=responses(JsonObject, "the analysis"))
+def analysis(experiment_id: str, daily_entities: DailyEntities = None) -> Response[dict]:
     record = store.get(_id(experiment_id))
     result = report.analysis(record, store.totals(record.definition),
-                             store.bandit_state(experiment_id, consistent=True), utc_now(), _daily_override())
+                             store.bandit_state(experiment_id, consistent=True), utc_now(),
+                             _daily_override(daily_entities))
     metrics.add_metric(name="ExperimentAnalyses", unit=MetricUnit.Count, value=1)
     if result["srm"]["alert"]:
         metrics.add_metric(name="SampleRatioMismatch", unit=MetricUnit.Count, value=1)
@@ -149,19 +145,11 @@ def analysis(experiment_id: str) -> Response:
     return json_response(200, result)
 
 
-@app.post("/experiments/<experiment_id>/stop")
-def stop(experiment_id: str) -> Response:
+@app.post("/experiments/<experiment_id>/stop", summary="Stop an experiment (the body is optional)",
+          responses=responses(JsonObject, "the stopped experiment"))
+def stop(experiment_id: str, body: Annotated[Optional[StopBody], Body()] = None) -> Response[dict]:
     _id(experiment_id)
-    body: Any = parse_json_body(app.current_event.decoded_body, required=False) or {}
-    if not isinstance(body, dict):
-        raise ApiError.invalid({"body": "expected a JSON object"})
-    problems = {str(k): "unknown field" for k in body if k != "reason"}
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > MAX_REASON:
-        problems["reason"] = f"expected a string of at most {MAX_REASON} characters"
-    if problems:
-        raise ApiError.invalid(problems)
-    record = store.stop(experiment_id, by=_caller(), reason=reason)
+    record = store.stop(experiment_id, by=_caller(), reason=body.reason if body else "")
     metrics.add_metric(name="ExperimentsStopped", unit=MetricUnit.Count, value=1)
     return json_response(200, record.to_api(utc_now()))
 

@@ -12,22 +12,25 @@ numpy, onnxruntime and protobuf, never scikit-learn, scipy or the `onnx` package
 from __future__ import annotations
 
 import os
+from typing import Annotated
 from datetime import datetime, timezone
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops import aws
-from mlops.api_errors import parse_json_body
+from mlops.api_models import JsonObject, PredictBody, responses
+from mlops.api_validation import api_resolver
 from mlops.explain.explaining import Explainer, parse_explain
 from mlops.models.registry_store import RegistryError, RegistryStore
 from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
 explainer = Explainer(
     RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"], dynamodb=aws.client("dynamodb")),
     cache_ttl_s=float(os.environ.get("ALIAS_CACHE_SECONDS", "5")),
@@ -37,9 +40,10 @@ explainer = Explainer(
 answer_errors(app, {RegistryError: RegistryError.to_api_error})
 
 
-@app.post("/explain")
-def explain() -> Response:
-    req = parse_explain(parse_json_body(app.current_event.decoded_body))
+@app.post("/explain", summary="Score one row and explain it (TreeSHAP / linear attributions)",
+          responses=responses(JsonObject, "the prediction with each feature's contribution"))
+def explain(body: Annotated[PredictBody, Body()]) -> Response[dict]:
+    req = parse_explain(app.current_event.json_body)
     request_id = app.current_event.request_context.request_id or app.lambda_context.aws_request_id
     body = explainer.explain(req, request_id, datetime.now(timezone.utc))
     metrics.add_dimension(name="model", value=req.model)

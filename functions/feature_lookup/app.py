@@ -9,24 +9,34 @@ TTL (decided now, before DynamoDB's TTL reaper deletes anything). See
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops.api_models import JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.features.errors import BadRequest
 from mlops.features.online_store import OnlineStore
 from mlops.features.serving import lookup, parse_lookup
+from mlops.rest_responses import answer_unavailable
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
+answer_unavailable(app)  # AWS throttled or unreachable: 503 with Retry-After
 store = OnlineStore.from_env()
 
 
-@app.get("/features/<entity_id>")
-def get_features(entity_id: str) -> Response:
+@app.get("/features/<entity_id>", summary="An entity's online feature values",
+         description="On-demand views take their request-time inputs as further query parameters.",
+         responses=responses(JsonObject, "each view's values and freshness"))
+def get_features(entity_id: str,
+                 views: Annotated[str, Query(min_length=1, description="comma-separated feature views")],
+                 ) -> Response[dict]:
     event = app.current_event
     entity = (event.path_parameters or {}).get("entity_id", entity_id)
     try:

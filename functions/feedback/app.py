@@ -14,25 +14,33 @@ so retries never count twice.
 from __future__ import annotations
 
 import os
+from typing import Annotated
 from datetime import datetime, timezone
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.api_errors import ApiError, parse_json_body
+from mlops import aws
+from mlops.api_errors import ApiError
+from mlops.api_models import FeedbackAnswer, FeedbackBody, responses
+from mlops.api_validation import api_resolver
 from mlops.experiments.errors import ExperimentError
 from mlops.experiments.store import ExperimentStore
+from mlops.idempotent_routes import IdempotentRequests
 from mlops.models.feedback import parse_feedback
 from mlops.models.prediction_log import LabelConflict, PredictionLog, PredictionNotFound
 from mlops.models.registry import iso_utc
+from mlops.rest_responses import answer_unavailable
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
-log = PredictionLog(os.environ["PREDICTIONS_TABLE"], dynamodb=boto3.client("dynamodb"))
+app = api_resolver()
+app.use([IdempotentRequests().middleware])  # Idempotency-Key on the POST routes (mlops.idempotent_routes)
+answer_unavailable(app)  # AWS throttled or unreachable: 503 with Retry-After
+log = PredictionLog(os.environ["PREDICTIONS_TABLE"], dynamodb=aws.client("dynamodb"))
 experiments = ExperimentStore(os.environ["EXPERIMENTS_TABLE"], dynamodb=log.dynamodb)
 
 
@@ -42,9 +50,10 @@ def _api_error(exc: ApiError) -> Response:
     return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.body())
 
 
-@app.post("/feedback")
-def feedback() -> Response:
-    req = parse_feedback(parse_json_body(app.current_event.decoded_body))
+@app.post("/feedback", summary="The true label of a prediction",
+          responses=responses(FeedbackAnswer, "the label joined to its prediction"))
+def feedback(body: Annotated[FeedbackBody, Body()]) -> Response[dict]:
+    req = parse_feedback(app.current_event.json_body)
     caller = (app.current_event.request_context.identity.api_key_id or "unknown")
     request_id = req.request_id
     if request_id is None:

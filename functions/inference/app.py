@@ -25,12 +25,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops import aws
+from mlops import aws, unavailable
 from mlops.api_errors import ApiError, parse_json_body
+from mlops.api_limits import located_body, request_refusal
 from mlops.audit.predictions import PredictionAudit, rate_from_env
 from mlops.audit.store import AuditStore
 from mlops.experiments.router import count_exposures
 from mlops.experiments.store import ExperimentStore
+from mlops.idempotent_routes import IdempotentRequests
+from mlops.models.artifact_alerts import artifact_alert
 from mlops.models.deployment_store import DeploymentStore
 from mlops.models.predict_request import parse_batch, parse_predict
 from mlops.models.prediction_log import PredictionLog, error_item, prediction_item
@@ -63,10 +66,13 @@ predictor = Predictor(
     load_quality=quality_loader(os.environ["ARTIFACTS_BUCKET"]),
     experiments=experiments,
     experiment_cache_s=float(os.environ.get("EXPERIMENT_CACHE_SECONDS", "1")),
+    # a refused artifact (sha256 mismatch, missing) raises an alert: metric + audit record
+    on_load_failure=artifact_alert(AuditStore(os.environ["AUDIT_TABLE"], dynamodb=_dynamodb), logger),
 )
 prediction_log = PredictionLog(os.environ["PREDICTIONS_TABLE"], dynamodb=_dynamodb)
 # AUDIT_PREDICTION_SAMPLE_RATE of the predictions go to the audit trail (best effort, never changes an answer).
 prediction_audit = PredictionAudit(AuditStore(os.environ["AUDIT_TABLE"], dynamodb=_dynamodb), rate_from_env(), logger)
+idempotency = IdempotentRequests()  # Powertools idempotency loads on the first request with the header
 ROUTES = {("POST", "/predict"): parse_predict, ("POST", "/predict/batch"): parse_batch}
 
 
@@ -89,6 +95,9 @@ def _body(event: dict[str, Any]) -> Any:
 def handle(event: dict[str, Any], request_id: str) -> dict[str, Any]:
     """Answer one API Gateway proxy event (the handler without Lambda's context)."""
     t0 = time.perf_counter()
+    refused = request_refusal(event)  # 415 a body that is not JSON, 413 over 1 MiB (as every route)
+    if refused is not None:
+        return _response(refused.status, refused.body(), request_id)
     parse = ROUTES.get((event.get("httpMethod"), event.get("resource")))
     if parse is None:
         return _response(404, ApiError(404, "not_found", "no such route").body(), request_id)
@@ -125,8 +134,12 @@ def handle(event: dict[str, Any], request_id: str) -> dict[str, Any]:
         if exc.status >= 500:
             logger.error("prediction failed", extra={"error": exc.code, "detail": exc.message, "model": model})
             emit_error_metric(model or "unknown", exc.extra.get("version"))
-        return _response(exc.status, exc.body(), request_id)
-    except Exception:
+        return _response(exc.status, located_body(exc, event), request_id)  # body.features.p03 ...
+    except Exception as exc:
+        throttled = unavailable.transient_cause(exc)
+        if throttled is not None:  # AWS throttled or unreachable after the retries: nothing was logged
+            logger.warning("prediction refused: AWS unavailable", extra={"model": model, "error": repr(throttled)})
+            return unavailable.proxy_response(throttled, {"X-Request-Id": request_id})
         logger.exception("prediction failed", extra={"model": model})
         emit_error_metric(model or "unknown", None)
         return _response(500, ApiError(500, "internal_error",
@@ -136,5 +149,6 @@ def handle(event: dict[str, Any], request_id: str) -> dict[str, Any]:
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
-    return handle(event, request_id)
+    # with an Idempotency-Key a retry gets the first answer and logs nothing again
+    return idempotency.proxy(event, context, lambda: handle(event, request_id))
 

@@ -26,29 +26,33 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Annotated, Any, Optional
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.api_errors import ApiError, check_keys, parse_json_body
+from mlops import aws
+from mlops.api_errors import ApiError
+from mlops.api_models import MAX_REASON, AliasMoveBody, ApprovalBody, JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.audit.events import ADMIN_API_CALL, ALIAS_MOVED, ALIAS_REMOVED, APPROVAL_SET, alias_entity, version_entity
 from mlops.audit.store import AuditStore
 from mlops.audit.trail import record_change
-from mlops.models.registry import APPROVAL_STATUSES, AliasMove, alias_problem, model_name_problem, parse_version
+from mlops.idempotent_routes import IdempotentRequests
+from mlops.models.registry import AliasMove, alias_problem, model_name_problem, parse_version
 from mlops.models.registry_store import RegistryError, RegistryStore
 from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
+app.use([IdempotentRequests().middleware])  # Idempotency-Key on the POST routes (mlops.idempotent_routes)
 registry = RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"],
-                         deployments_table=os.environ["DEPLOYMENTS_TABLE"], dynamodb=boto3.client("dynamodb"))
+                         deployments_table=os.environ["DEPLOYMENTS_TABLE"], dynamodb=aws.client("dynamodb"))
 audit = AuditStore(os.environ["AUDIT_TABLE"], dynamodb=registry.dynamodb)
-MAX_REASON = 1000
 
 
 answer_errors(app, {RegistryError: RegistryError.to_api_error})
@@ -64,15 +68,6 @@ def _path(name: str, alias: str | None = None) -> dict[str, str]:
         if problem:
             problems["alias"] = problem
     return problems
-
-
-def _reason(value: Any, problems: dict[str, str]) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_REASON:
-        problems["reason"] = f"expected a string of at most {MAX_REASON} characters"
-        return ""
-    return value
 
 
 def _caller() -> str:
@@ -92,30 +87,25 @@ def _audit_move(move: AliasMove, request: dict[str, Any] | None) -> None:
                   details={**details, "request": request}, at=move.at)
 
 
-@app.post("/models/<name>/aliases/<alias>")
-def move_alias(name: str, alias: str) -> Response:
+@app.post("/models/<name>/aliases/<alias>", summary="Move an alias to a version",
+          responses=responses(JsonObject, "the move"))
+def move_alias(name: str, alias: str, body: Annotated[AliasMoveBody, Body()]) -> Response[dict]:
     problems = _path(name, alias)
-    body = parse_json_body(app.current_event.decoded_body)
-    if not isinstance(body, dict):
-        raise ApiError.invalid({"body": "expected a JSON object"})
-    problems.update(check_keys(body, required=("version",), optional=("reason",)))
-    version = parse_version(body.get("version"))
-    if "version" in body and version is None:
-        problems["version"] = "expected a positive integer version"
-    reason = _reason(body.get("reason"), problems)
     if problems:
         raise ApiError.invalid(problems)
-    move = registry.move_alias(name, alias, version, by=_caller(), reason=reason)  # type: ignore[arg-type]
+    move = registry.move_alias(name, alias, body.version, by=_caller(), reason=body.reason or "")
     _audit_move(move, _request())
     metrics.add_metric(name="AliasMoves", unit=MetricUnit.Count, value=1)
     logger.info("alias moved", extra=move.to_api())
     return json_response(200, move.to_api())
 
 
-@app.delete("/models/<name>/aliases/<alias>")
-def remove_alias(name: str, alias: str) -> Response:
+@app.delete("/models/<name>/aliases/<alias>", summary="Remove an alias",
+            responses=responses(JsonObject, "the removal"))
+def remove_alias(name: str, alias: str,
+                 reason: Annotated[Optional[str], Query(max_length=MAX_REASON)] = None) -> Response[dict]:
     problems = _path(name, alias)
-    reason = _reason(app.current_event.get_query_string_value("reason"), problems)
+    reason = reason or ""
     if problems:
         raise ApiError.invalid(problems)
     move = registry.remove_alias(name, alias, by=_caller(), reason=reason)
@@ -125,25 +115,20 @@ def remove_alias(name: str, alias: str) -> Response:
     return json_response(200, move.to_api())
 
 
-@app.post("/models/<name>/versions/<version>/approval")
-def approval(name: str, version: str) -> Response:
+@app.post("/models/<name>/versions/<version>/approval", summary="Approve or reject a version",
+          responses=responses(JsonObject, "the version with its approval"))
+def approval(name: str, version: str, body: Annotated[ApprovalBody, Body()]) -> Response[dict]:
     problems = _path(name)
     number = parse_version(version)
     if number is None:
         problems["version"] = "expected a positive integer version"
-    body = parse_json_body(app.current_event.decoded_body)
-    if not isinstance(body, dict):
-        raise ApiError.invalid({"body": "expected a JSON object"})
-    problems.update(check_keys(body, required=("status",), optional=("reason",)))
-    if "status" in body and body["status"] not in APPROVAL_STATUSES:
-        problems["status"] = f"expected one of {', '.join(APPROVAL_STATUSES)}"
-    reason = _reason(body.get("reason"), problems)
     if problems:
         raise ApiError.invalid(problems)
-    updated = registry.set_approval(name, number, body["status"], by=_caller(), reason=reason)  # type: ignore[arg-type]
+    reason = body.reason or ""
+    updated = registry.set_approval(name, number, body.status, by=_caller(), reason=reason)  # type: ignore[arg-type]
     record_change(audit, logger, APPROVAL_SET, _caller(), model=name,
                   entity=version_entity(name, number),  # type: ignore[arg-type]
-                  details={"version": number, "status": body["status"], "reason": reason, "request": _request()},
+                  details={"version": number, "status": body.status, "reason": reason, "request": _request()},
                   at=updated.approval.get("at"))
     metrics.add_metric(name="ApprovalChanges", unit=MetricUnit.Count, value=1)
     return json_response(200, updated.to_api([a for a, v in registry.aliases(name).items() if v == number]))

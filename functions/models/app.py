@@ -9,21 +9,25 @@ the field named.
 from __future__ import annotations
 
 import os
+from typing import Annotated, Optional
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.api_errors import ApiError
+from mlops.api_models import JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.models.registry import alias_problem, model_name_problem, parse_time, parse_version
 from mlops.models.registry_store import RegistryError, RegistryStore
 from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
 registry = RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"],
                          dynamodb=boto3.client("dynamodb"))
 
@@ -38,15 +42,16 @@ def _name(name: str) -> str:
     return name
 
 
-@app.get("/models")
-def list_models() -> Response:
+@app.get("/models", summary="Registered models", responses=responses(JsonObject, "{models: [...]}"))
+def list_models() -> Response[dict]:
     models = registry.list_models()
     metrics.add_metric(name="RegistryReads", unit=MetricUnit.Count, value=1)
     return json_response(200, {"models": models})
 
 
-@app.get("/models/<name>/versions/<version>")
-def get_version(name: str, version: str) -> Response:
+@app.get("/models/<name>/versions/<version>", summary="One registered version",
+         responses=responses(JsonObject, "the version, its metadata and the aliases on it"))
+def get_version(name: str, version: str) -> Response[dict]:
     _name(name)
     number = parse_version(version)
     if number is None:
@@ -57,13 +62,15 @@ def get_version(name: str, version: str) -> Response:
     return json_response(200, found.to_api(aliases))
 
 
-@app.get("/models/<name>/aliases/<alias>")
-def get_alias(name: str, alias: str) -> Response:
+@app.get("/models/<name>/aliases/<alias>", summary="Where an alias points (?at=: where it pointed then)",
+         responses=responses(JsonObject, "the alias, its version and its history"))
+def get_alias(name: str, alias: str,
+              at: Annotated[Optional[str], Query(description="an ISO-8601 time or epoch seconds")] = None,
+              ) -> Response[dict]:
     _name(name)
     problem = alias_problem(alias)
     if problem:
         raise ApiError.invalid({"alias": problem})
-    at = app.current_event.get_query_string_value("at")
     history = registry.alias_history(name, alias)
     if at is None:
         version = registry.get_alias(name, alias)

@@ -23,15 +23,18 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops import aws
 from mlops.api_errors import ApiError
+from mlops.api_models import JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.features.timestamps import TimestampError, parse_timestamp, to_datetime
 from mlops.models.prediction_log import PredictionLog
 from mlops.models.registry import model_name_problem
@@ -44,7 +47,7 @@ from mlops.rest_responses import answer_errors, json_response
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
 CONFIG = parse_config(json.loads((Path(__file__).parent / "monitoring.json").read_text()))
 MAX_HOURS = 720.0
 DEFAULT_HOURS = 24.0
@@ -93,8 +96,13 @@ def _count(body: dict[str, Any]) -> None:
     metrics.add_metric(name="MonitoringAlerts", unit=MetricUnit.Count, value=len(body["alerts"]))
 
 
-@app.get("/monitoring/<model>")
-def get_monitoring(model: str) -> Response:
+@app.get("/monitoring/<model>", summary="A model's monitoring over a window: SLOs, quality, alerts",
+         responses=responses(JsonObject, "the monitoring report"))
+def get_monitoring(model: str,
+                   hours: Annotated[Optional[float], Query(gt=0, le=MAX_HOURS, description="the window (default 24)")] = None,
+                   bucket: Annotated[Optional[str], Query(description="bucket length: 1h, 15m, ... (default 1h)")] = None,
+                   publish: Annotated[Optional[str], Query(description="true: publish the alerts")] = None,
+                   ) -> Response[dict]:
     problems: dict[str, str] = {}
     problem = model_name_problem(model)
     if problem:

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
-import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.api_errors import ApiError, parse_json_body
+from mlops import aws
+from mlops.api_errors import ApiError
+from mlops.api_models import JsonObject, RetrainBody, responses
+from mlops.api_validation import api_resolver
 from mlops.audit.store import AuditStore
 from mlops.audit.trail import record_change
+from mlops.idempotent_routes import IdempotentRequests
 from mlops.models.registry import model_name_problem
 from mlops.models.training_specs import SPECS
 from mlops.rest_responses import answer_errors, json_response
@@ -32,8 +36,9 @@ from mlops.rollout.lock import LockHeld
 from mlops.rollout.triggers import RetrainingDecision
 
 logger = Logger()
-app = APIGatewayRestResolver()
-audit_store = AuditStore(os.environ["AUDIT_TABLE"], dynamodb=boto3.client("dynamodb"))
+app = api_resolver()
+app.use([IdempotentRequests().middleware])  # Idempotency-Key on the POST routes (mlops.idempotent_routes)
+audit_store = AuditStore(os.environ["AUDIT_TABLE"], dynamodb=aws.client("dynamodb"))
 answer_errors(app)
 
 
@@ -42,11 +47,10 @@ def _caller() -> str:
     return f"api-key:{identity.api_key_id}" if identity.api_key_id else "api"
 
 
-@app.post("/retrain")
-def retrain() -> Response:
-    body = parse_json_body(app.current_event.decoded_body)
-    if not isinstance(body, dict):
-        raise ApiError.invalid({"body": "expected a JSON object"})
+@app.post("/retrain", summary="Start a retraining run of a model",
+          responses=responses(JsonObject, "the started run", status=202))
+def retrain(request: Annotated[RetrainBody, Body()]) -> Response[dict]:
+    body = app.current_event.json_body
     problem = model_name_problem(body.get("model"))
     if problem:
         raise ApiError.invalid({"model": problem})

@@ -26,18 +26,22 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops.api_errors import ApiError, check_keys, parse_json_body
+from mlops import aws
+from mlops.api_errors import ApiError
+from mlops.api_models import FaultBody, Forbidden, JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.audit.store import AuditStore
 from mlops.audit.trail import record_change
 from mlops.governance.fairness import fairness_gate
+from mlops.idempotent_routes import IdempotentRequests
 from mlops.models.prediction_log import PredictionLog
 from mlops.models.registry import model_name_problem, parse_version
 from mlops.models.registry_store import AliasNotFound, ModelNotFound, RegistryError, RegistryStore
@@ -52,8 +56,9 @@ from mlops.rollout.run_store import RunStore
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
-_dynamodb = boto3.client("dynamodb")
+app = api_resolver()
+app.use([IdempotentRequests().middleware])  # Idempotency-Key on the POST routes (mlops.idempotent_routes)
+_dynamodb = aws.client("dynamodb")
 DEPLOYMENTS = os.environ["DEPLOYMENTS_TABLE"]
 registry = RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"],
                          deployments_table=DEPLOYMENTS, dynamodb=_dynamodb)
@@ -198,28 +203,25 @@ def _direct(event: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- admin routes
-def _body() -> dict[str, Any]:
-    body = parse_json_body(app.current_event.decoded_body)
-    if not isinstance(body, dict):
-        raise ApiError.invalid({"body": "expected a JSON object"})
-    return body
-
-
 def _caller() -> str:
     identity = app.current_event.request_context.identity
     return f"api-key:{identity.api_key_id}" if identity.api_key_id else "api"
 
 
-@app.get("/models/<name>/runs")
-def list_runs(name: str) -> Response:
+@app.get("/models/<name>/runs", summary="A model's canary and retraining runs",
+         responses=responses(JsonObject, "{model, runs: [...]}"))
+def list_runs(name: str) -> Response[dict]:
     problem = model_name_problem(name)
     if problem:
         raise ApiError.invalid({"name": problem})
     return json_response(200, {"model": name, "runs": runs.runs(name)})
 
 
-@app.post("/models/<name>/versions/<version>/faults")
-def set_faults(name: str, version: str) -> Response:
+@app.post("/models/<name>/versions/<version>/faults", summary="Inject faults into a version (test stacks only)",
+          responses=responses(JsonObject, "the fault now set",
+                              extra={403: ("fault_injection_disabled: the stack was deployed without "
+                                           "FaultInjection, or a missing or wrong x-api-key", Forbidden)}))
+def set_faults(name: str, version: str, request: Annotated[FaultBody, Body()]) -> Response[dict]:
     if not faults.enabled(os.environ):
         raise ApiError(403, "fault_injection_disabled", "fault injection is disabled in this stack (template "
                        "parameter FaultInjection=disabled)", [{"field": "FaultInjection", "problem": "disabled"}])
@@ -230,7 +232,7 @@ def set_faults(name: str, version: str) -> Response:
     number = parse_version(version)
     if number is None:
         problems["version"] = "expected a positive integer version"
-    body = _body()
+    body = app.current_event.json_body
     try:
         fault = faults.Fault.from_dict(body)
     except ValueError as exc:

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any, Optional
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.api_errors import ApiError
+from mlops.api_models import JsonObject, responses
+from mlops.api_validation import api_resolver
 from mlops.models.prediction_log import PredictionLog
 from mlops.models.registry import iso_utc, model_name_problem, parse_time, parse_version, utc_now
 from mlops.models.registry_store import RegistryError, RegistryStore
@@ -37,7 +40,7 @@ from mlops.rollout.shadow_log import read_shadow_rows
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = api_resolver()
 log = PredictionLog(os.environ["PREDICTIONS_TABLE"])
 registry = RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"])
 DEFAULT_HOURS = 24.0
@@ -79,8 +82,19 @@ def analyse(model: str, shadow_version: int, start: str, end: str, policy: Shado
             "policy": policy.to_dict(), "verdict": {"ok": ok, "reasons": reasons}}
 
 
-@app.get("/models/<name>/shadow-analysis")
-def shadow_analysis(name: str) -> Response:
+Rate = Annotated[Optional[float], Query(ge=0, le=1)]
+Count = Annotated[Optional[int], Query(ge=0)]
+
+
+@app.get("/models/<name>/shadow-analysis", summary="Compare the shadow version with production over a window",
+         description="The query may override any ShadowPolicy threshold (min_pairs, min_agreement, ...).",
+         responses=responses(JsonObject, "the paired analysis and the verdict"))
+def shadow_analysis(name: str,
+                    shadow_version: Annotated[Optional[str], Query(description="default: the shadow alias")] = None,
+                    hours: Annotated[Optional[float], Query(gt=0, le=MAX_HOURS, description="the window (default 24)")] = None,
+                    min_pairs: Count = None, min_agreement: Rate = None, max_mean_shift: Rate = None,
+                    alpha: Annotated[Optional[float], Query(gt=0, lt=0.5)] = None, min_labeled: Count = None,
+                    max_error_rate: Rate = None) -> Response[dict]:
     problems: dict[str, str] = {}
     problem = model_name_problem(name)
     if problem:

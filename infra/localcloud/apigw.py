@@ -9,8 +9,8 @@ that the event shapes and the routing rules are unit-tested without a socket.
 
 Why these rules: code that passes here must behave the same behind the real API Gateway, so
 the edge cases follow AWS rather than convenience: an unknown path or method is 403 ``Missing
-Authentication Token``; a missing or wrong key is 403 ``Forbidden`` and never reaches the
-function; a function error, a timeout or a malformed proxy response is 502 ``Internal server
+Authentication Token``; a missing or wrong key, or a key that no usage plan admits to the
+route's API stage, is 403 ``Forbidden`` and never reaches the function; a function error, a timeout or a malformed proxy response is 502 ``Internal server
 error``; past the 29 s integration timeout the caller gets 504 while the function runs on.
 Where AWS and `sam local start-api` differ, AWS wins: ``path`` keeps the request's percent
 encoding (path parameters are decoded), text bodies are not base64-encoded, a trailing slash
@@ -613,8 +613,11 @@ class _ApiHandler(FastHandler):
 class ApiServer(HttpService):
     """`start-api`: serves ``stack.routes`` on ``host:port`` through ``runtime``.
 
-    ``api_keys`` maps ApiKey logical ids to their local values (`LocalCloud.api_keys`); any
-    enabled key of the stack opens a route that requires one. ``port=0`` picks a free port
+    ``api_keys`` maps ApiKey logical ids to their local values (`LocalCloud.api_keys`). A route
+    that requires a key admits an enabled key of the stack only when a usage plan lists the
+    route's API stage and has the key (`Stack.keys_for_api`), as API Gateway does. Every API of
+    the template is served on this one port (as `sam local start-api` merges them); each route
+    still checks the keys of its own API. ``port=0`` picks a free port
     (read it back from `url`). ``quiet`` silences the one line per request on stderr.
     """
 
@@ -645,6 +648,9 @@ class ApiServer(HttpService):
             for lid, value in api_keys.items()
             if value and (lid not in stack.api_keys or stack.api_keys[lid].enabled)
         }
+        # ApiKey logical id of each accepted value, and the keys each API's usage plans admit.
+        self._key_lids = {value: lid for lid, value in api_keys.items() if value in self._keys}
+        self._admitted = {api_id: stack.keys_for_api(api_id) for api_id in stack.apis}
 
     def __enter__(self) -> "ApiServer":
         self.start()
@@ -674,7 +680,8 @@ class ApiServer(HttpService):
             return gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException", request_id)
         sent_key = request.header("x-api-key")
         key = self._keys.get(sent_key) if sent_key else None
-        if match.route.api_key_required and key is None:
+        if match.route.api_key_required and (
+                key is None or self._key_lids[key.value] not in self._admitted[match.route.api_id]):
             return gateway_error(403, "Forbidden", "ForbiddenException", request_id)
         api = self.stack.apis[match.route.api_id]
         event = build_event(request, match, api, api_key=key, request_id=request_id)

@@ -125,8 +125,12 @@ def _key_lines(cloud) -> list[str]:
 
 
 def _route_lines(stack, url: str) -> list[str]:
-    return [f"  {r.method:6} {url}{r.path}  -> {r.function_id}{'  (API key)' if r.api_key_required else ''}"
-            for r in stack.routes]
+    """Every API of the template is served on the one port; each route names its API and the
+    keys its usage plans admit."""
+    def key(r) -> str:
+        return f"  ({r.api_id}; key: {', '.join(sorted(stack.keys_for_api(r.api_id))) or 'none'})" \
+            if r.api_key_required else f"  ({r.api_id})"
+    return [f"  {r.method:6} {url}{r.path}  -> {r.function_id}{key(r)}" for r in stack.routes]
 
 
 def cmd_start_api(args: argparse.Namespace) -> int:

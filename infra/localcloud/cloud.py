@@ -29,6 +29,7 @@ from botocore.config import Config
 from . import moto_speedups, provision, schedule, sfn
 from .clock import VirtualClock
 from .errors import LocalCloudError
+from .faults import AwsFaults
 from .runtime import FAKE_CREDENTIALS, Invocation, LambdaRuntime, LogSink, stderr_sink
 from .template import Stack
 
@@ -140,6 +141,7 @@ class LocalCloud:
         self._saved_env: dict[str, str | None] = {}
         self._async: list[tuple[threading.Thread, list[Invocation]]] = []
         self._async_lock = threading.Lock()
+        self.aws_faults = AwsFaults()  # tests: throttle chosen DynamoDB/S3 calls (faults.py)
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -183,7 +185,8 @@ class LocalCloud:
         except OSError as exc:
             raise LocalCloudError(f"cannot serve the moto endpoint on {self.host}:{self.port}: {exc.strerror}") from None
         # werkzeug's threaded server and moto's request handler, with keep-alive (moto_http.py)
-        self._server = MotoServer(self.host, self.port, DomainDispatcherApplication(create_backend_app))
+        self._server = MotoServer(self.host, self.port,
+                                  self.aws_faults.wsgi(DomainDispatcherApplication(create_backend_app)))
         self.port = self._server.server_address[1]
         # The Step Functions interpreter calls other services at localhost:$MOTO_PORT, and
         # boto3 in this process (tests, the CLI) should not need real credentials.

@@ -1,5 +1,6 @@
 """Reads a SAM template into the stack localcloud runs: functions, layers, APIs and routes,
-tables, buckets, state machines, API keys and schedules, with every intrinsic resolved.
+tables, buckets, state machines, API keys with the usage plans that admit them to each API
+stage, and schedules, with every intrinsic resolved.
 
 Physical names are deterministic (``<stack>-<LogicalId>``) unless the template names the
 resource, so that functions, tests and the moto server agree on them. A resource type,
@@ -34,8 +35,6 @@ INERT_TYPES = {
     "AWS::IAM::Policy": "IAM is not enforced locally (the template lint tests check policies)",
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally (the template lint tests check policies)",
     "AWS::S3::BucketPolicy": "IAM is not enforced locally",
-    "AWS::ApiGateway::UsagePlan": "throttling is not emulated; keys are enforced",
-    "AWS::ApiGateway::UsagePlanKey": "keys are enforced for every key in the template",
     "AWS::Lambda::Permission": "IAM is not enforced locally",
 }
 SUPPORTED_TYPES = {
@@ -48,6 +47,8 @@ SUPPORTED_TYPES = {
     "AWS::SNS::Topic",
     "AWS::SQS::Queue",
     "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::UsagePlan",  # which keys open which API stages (throttling is not emulated)
+    "AWS::ApiGateway::UsagePlanKey",
 } | set(INERT_TYPES)
 
 SUPPORTED_RUNTIMES = {"python3.11"}
@@ -163,6 +164,17 @@ class ApiKey:
     enabled: bool
 
 
+@dataclass(frozen=True)
+class UsagePlan:
+    """An API Gateway usage plan: the keys in it may call the API stages it lists. As on AWS,
+    a route that requires a key admits a key only through a plan that lists the route's API
+    stage; throttling and quotas are not emulated."""
+
+    logical_id: str
+    stages: tuple[tuple[str, str], ...]  # (Api logical id, stage name)
+    key_ids: tuple[str, ...] = ()  # ApiKey logical ids (from the UsagePlanKey resources)
+
+
 @dataclass
 class Stack:
     """Everything localcloud runs, resolved from one template."""
@@ -181,6 +193,7 @@ class Stack:
     queues: dict[str, str] = field(default_factory=dict)  # logical id -> queue name
     state_machines: dict[str, StateMachine] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
+    usage_plans: dict[str, UsagePlan] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
     notifications: list[BucketNotification] = field(default_factory=list)
     inert: dict[str, str] = field(default_factory=dict)  # logical id -> type
@@ -200,6 +213,12 @@ class Stack:
                 return sm
         known = ", ".join(sorted(self.state_machines)) or "none"
         raise LocalCloudError(f"unknown state machine '{name}' (the template has: {known})")
+
+    def keys_for_api(self, api_id: str) -> set[str]:
+        """Logical ids of the ApiKeys that a usage plan admits to the API ``api_id`` (its stage)."""
+        api = self.apis[api_id]
+        return {key for plan in self.usage_plans.values() if (api_id, api.stage) in plan.stages
+                for key in plan.key_ids}
 
 
 def _env_var_for_key(logical_id: str) -> str:
@@ -401,10 +420,38 @@ class _StackBuilder:
                     logical_id, self._ref(logical_id), _env_var_for_key(logical_id),
                     bool(resolved.get("Enabled", True)),
                 )
+            elif rtype == "AWS::ApiGateway::UsagePlan":
+                stack.usage_plans[logical_id] = self._usage_plan(stack, logical_id, props)
             elif rtype in INERT_TYPES:
                 self.resolver.resolve(props, logical_id)  # still catches bad references
                 stack.inert[logical_id] = rtype
+        # Keys join plans once every plan and key is known.
+        for logical_id, (rtype, props) in active.items():
+            if rtype == "AWS::ApiGateway::UsagePlanKey":
+                self._usage_plan_key(stack, logical_id, props)
         return stack
+
+    def _usage_plan(self, stack: Stack, logical_id: str, props: dict) -> UsagePlan:
+        resolved = self.resolver.resolve(props, logical_id)
+        stages = []
+        for entry in resolved.get("ApiStages") or []:
+            api = next((a for a in stack.apis.values() if a.rest_api_id == entry.get("ApiId")), None)
+            if api is None:
+                raise UnsupportedConstruct(logical_id, "an ApiStages entry whose ApiId is not an AWS::Serverless::Api of this template")
+            if str(entry.get("Stage")) != api.stage:
+                raise LocalCloudError(f"{logical_id}: {api.logical_id} has no stage {entry.get('Stage')!r} (its stage is {api.stage!r})")
+            stages.append((api.logical_id, api.stage))
+        return UsagePlan(logical_id, tuple(stages))
+
+    def _usage_plan_key(self, stack: Stack, logical_id: str, props: dict) -> None:
+        resolved = self.resolver.resolve(props, logical_id)
+        if resolved.get("KeyType", "API_KEY") != "API_KEY":
+            raise LocalCloudError(f"{logical_id}: KeyType must be API_KEY")
+        key = next((k for k in stack.api_keys.values() if k.key_id == resolved.get("KeyId")), None)
+        plan = next((p for p in stack.usage_plans.values() if self._ref(p.logical_id) == resolved.get("UsagePlanId")), None)
+        if key is None or plan is None:
+            raise LocalCloudError(f"{logical_id}: a UsagePlanKey needs KeyId: !Ref <an ApiKey> and UsagePlanId: !Ref <a UsagePlan> of this template")
+        stack.usage_plans[plan.logical_id] = UsagePlan(plan.logical_id, plan.stages, plan.key_ids + (key.logical_id,))
 
     def _path(self, logical_id: str, prop: str, value: Any) -> Path:
         if not isinstance(value, str):

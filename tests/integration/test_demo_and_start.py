@@ -13,6 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,21 +26,51 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_demo_runs_end_to_end_and_writes_its_summary() -> None:
-    result = subprocess.run([sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+@pytest.mark.timeout(900)  # about two minutes alone; a busy machine stretches it
+def test_demo_runs_end_to_end_and_writes_its_summary_and_report() -> None:
+    result = subprocess.run([sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     steps = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert len(steps) == 8, result.stdout
-    summary = json.loads((ROOT / "reports" / "demo" / "summary.json").read_text())
+    assert [line.split("]")[0] for line in steps] == [f"[{n}" for n in range(1, 11)], result.stdout
+    out = ROOT / "reports" / "demo"
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["weeks"] == 13 and 0.05 <= summary["data"]["fail_rate"] <= 0.10
-    fates = [v["fate"] for v in summary["versions"].values()]
-    assert fates == ["champion (first model)", "promoted", "rolled_back"]
+    assert summary["data"]["parametrics"] >= 100
+    versions = list(summary["versions"].values())
+    assert [v["fate"] for v in versions] == ["champion (first model)", "promoted", "rolled_back"]
+    # the drift check, not a person, started v2's retraining: it fired on the drifted week only
+    drift = summary["drift"]
+    assert drift["quiet"]["started"] is None and drift["quiet"]["retrain"] is False
+    fired = drift["fired"]
+    assert fired["week"] == summary["data"]["drift_week"] and "drift" in fired["reasons"]
+    assert "contact_res_ohm" in fired["features"] and fired["features"]["contact_res_ohm"]["psi"] > 0.2
+    assert fired["started"]["name"] == versions[1]["execution"]  # the run v2 came from
+    assert "drift" in versions[1]["trigger"]
     assert [s["percent"] for s in summary["canary_v2"]["stages"]] == [1, 10, 50, 100]
     assert summary["canary_v2"]["stages"][-1]["decision"] == "promote"
     [first_stage] = summary["canary_v3"]["stages"]
     assert first_stage["percent"] == 1 and first_stage["reasons"] == ["error_rate"]
     assert first_stage["checks"]["error_rate"]["observed"] == 1.0
+    bandit = summary["bandit"]
+    assert bandit["policy"] == "thompson_beta" and bandit["feedback"] > 0
+    assert sum(bandit["probabilities"].values()) == pytest.approx(1.0)
+    assert sum(a["n"] for a in bandit["arms"].values()) == bandit["feedback"]
+    assert set(summary["latency_ms"]) >= {str(v) for v in list(summary["versions"])[:2]}
+    assert all(p["p50"] <= p["p95"] <= p["p99"] for p in summary["latency_ms"].values())
+    assert summary["requests_served"] > 1000
     assert summary["audit"]["ok"] is True and summary["audit"]["records"] > 10
+    assert summary["wall_seconds"] > 0
+    # the report: five real pictures and a page with the key numbers
+    page = (out / "index.html").read_text()
+    for name in ("latency.png", "canary.png", "psi_heatmap.png", "accuracy.png", "bandit.png"):
+        pixels = mpimg.imread(out / name)
+        assert pixels.shape[0] >= 200 and pixels.shape[1] >= 400, name
+        assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50, name
+        assert f'src="{name}"' in page
+    assert "<th>audit chain</th><td>intact" in page
+    series = json.loads((out / "series.json").read_text())
+    assert {e["label"].split(":")[0] for e in series["events"]} >= {"drift check fired"}
+    assert len(series["psi"]["features"]) == summary["data"]["parametrics"]
 
 
 def test_start_serves_everything_until_interrupted() -> None:

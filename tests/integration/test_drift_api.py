@@ -153,15 +153,18 @@ def give_feedback(cloud: LocalCloud, labelled: list[tuple[str, int]]) -> None:
 
 
 def test_an_empty_stack_answers_not_found_on_both_triggers(cloud, api) -> None:
-    answer = call(api, "GET", "/drift/yield")
+    answer = call(api, "GET", "/drift/yield", key=ADMIN)
     assert answer.status == 404 and answer.body["error"] == "model_not_found"
     assert answer.fields() == {"model": "not found"}
     scheduled = invoke_scheduled(cloud)
     assert scheduled["status"] == 404 and scheduled["error"] == "model_not_found"
-    bad = call(api, "GET", "/drift/yield?window_hours=0&methods=vdd:bogus&colour=red")
+    # the query's shape first (pydantic), then the domain checks; each field named by location
+    bad = call(api, "GET", "/drift/yield?window_hours=0&methods=vdd:bogus&colour=red", key=ADMIN)
+    assert bad.status == 400 and bad.fields() == {"query.window_hours": "Input should be greater than 0"}
+    bad = call(api, "GET", "/drift/yield?window_hours=800&methods=vdd:bogus&colour=red", key=ADMIN)
     assert bad.status == 400 and bad.fields() == {
-        "colour": "unknown field", "window_hours": "expected a number of hours in (0, 720]",
-        "methods.vdd": "unknown method 'bogus'; expected one of chisquare, jensenshannon, kl, ks, psi, wasserstein"}
+        "query.colour": "unknown field", "query.window_hours": "expected a number of hours in (0, 720]",
+        "query.methods.vdd": "unknown method 'bogus'; expected one of chisquare, jensenshannon, kl, ks, psi, wasserstein"}
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +181,10 @@ def v1(cloud: LocalCloud, api: ApiServer) -> dict:
 
 
 def test_a_champion_without_a_baseline_is_named(cloud, api, v1) -> None:
-    answer = call(api, "GET", "/drift/yield")
+    answer = call(api, "GET", "/drift/yield", key=ADMIN)
     assert answer.status == 404 and answer.body["error"] == "baseline_not_found"
     assert answer.fields() == {"version": "not found"}
-    unknown = call(api, "GET", "/drift/yield?version=9")
+    unknown = call(api, "GET", "/drift/yield?version=9", key=ADMIN)
     assert unknown.status == 404 and unknown.body["error"] == "version_not_found"
 
 
@@ -206,7 +209,7 @@ def test_inputs_like_the_training_data_do_not_drift(cloud, api, v1, baseline, lo
     labels = [(p["request_id"], fails(rng, row)) for row, p in scored[:60]]
     give_feedback(cloud, labels)
 
-    answer = call(api, "GET", "/drift/yield?window_hours=1")
+    answer = call(api, "GET", "/drift/yield?window_hours=1", key=ADMIN)
     assert answer.status == 200, answer.raw
     body = answer.body
     assert (body["model"], body["version"], body["champion"], body["trigger"]) == ("yield", 1, 1, "api")
@@ -255,7 +258,7 @@ def test_shifted_inputs_and_wrong_labels_flag_drift_and_the_decision(cloud, api,
     scored = predict_batch(api, seed=12, n=100, leakage_shift=60.0, fmax_shift=-250.0)
     give_feedback(cloud, [(p["request_id"], 1 - p["label"]) for _, p in scored[:50]])  # all wrong
 
-    answer = call(api, "GET", "/drift/yield?window_hours=1")
+    answer = call(api, "GET", "/drift/yield?window_hours=1", key=ADMIN)
     assert answer.status == 200, answer.raw
     body = answer.body
     assert body["rows"] == 200
@@ -295,14 +298,16 @@ def test_the_hourly_schedule_runs_the_same_check_and_feeds_nothing_twice(cloud, 
 
 
 def test_method_overrides_and_bad_requests(cloud, api, v1, baseline) -> None:
-    answer = call(api, "GET", "/drift/yield?window_hours=1&methods=leakage_na:psi,vdd:wasserstein&version=1")
+    answer = call(api, "GET", "/drift/yield?window_hours=1&methods=leakage_na:psi,vdd:wasserstein&version=1", key=ADMIN)
     assert answer.status == 200, answer.raw
     leakage, vdd = answer.body["features"]["leakage_na"], answer.body["features"]["vdd"]
     assert (leakage["method"], leakage["threshold"], leakage["p_value"]) == ("psi", 0.1, None)
     assert leakage["score"] == leakage["psi"] > 0.5 and leakage["drifted"] is True
     assert (vdd["method"], vdd["threshold"], vdd["p_value"]) == ("wasserstein", 0.1, None)
-    bad = call(api, "GET", "/drift/yield?methods=tester:ks,idd:kl")
-    assert bad.status == 400 and bad.fields() == {"methods.tester": "not a feature of version 1's baseline"}
-    wrong = call(api, "GET", "/drift/Yield!?window_hours=x")
-    assert wrong.status == 400 and set(wrong.fields()) == {"model", "window_hours"}
+    bad = call(api, "GET", "/drift/yield?methods=tester:ks,idd:kl", key=ADMIN)
+    assert bad.status == 400 and bad.fields() == {"query.methods.tester": "not a feature of version 1's baseline"}
+    wrong = call(api, "GET", "/drift/Yield!?window_hours=x", key=ADMIN)
+    assert wrong.status == 400 and set(wrong.fields()) == {"query.window_hours"}
+    wrong = call(api, "GET", "/drift/Yield!?window_hours=1", key=ADMIN)
+    assert wrong.status == 400 and set(wrong.fields()) == {"path.model"}
 

@@ -132,18 +132,21 @@ def test_bad_definitions_are_refused_naming_the_field(api: ApiServer, versions: 
         **experiment("bad", versions, alpha=0.9, power=1.5, colour="red"),
         "variants": [{"name": "control", "weight": 1, "model_version": "1"},
                      {"name": "treatment", "weight": 0, "model_version": "2"}]})
-    assert bad.status == 400 and bad.body["error"] == "invalid_experiment"
-    assert set(bad.fields()) == {"colour", "variants[1].weight", "alpha", "power"}
-    assert "must get traffic" in bad.fields()["variants[1].weight"]
+    # the static shape is the pydantic model's (ExperimentBody): every problem at once, named by location
+    assert bad.status == 400 and bad.body["error"] == "invalid_request"
+    assert set(bad.fields()) == {"body.colour", "body.variants[1].weight", "body.alpha", "body.power"}
+    assert bad.fields()["body.variants[1].weight"] == "Input should be greater than 0"
     no_model = call(api, "POST", "/experiments", {k: v for k, v in experiment("bad", versions).items() if k != "model"})
-    assert no_model.status == 400 and set(no_model.fields()) == {"model"}
+    assert no_model.status == 400 and no_model.fields() == {"body.model": "required"}
+    cross_field = call(api, "POST", "/experiments", experiment("bad", versions, control="nobody"))
+    assert cross_field.status == 400 and cross_field.body["error"] == "invalid_experiment"  # the domain check
     missing_version = call(api, "POST", "/experiments", {
         **experiment("bad", versions), "variants": [{"name": "control", "weight": 1, "model_version": "1"},
                                                     {"name": "treatment", "weight": 1, "model_version": "99"}]})
-    assert missing_version.status == 400 and set(missing_version.fields()) == {"variants[1].model_version"}
+    assert missing_version.status == 400 and set(missing_version.fields()) == {"body.variants[1].model_version"}
     bad_bandit = call(api, "POST", "/experiments", experiment("bad", versions, bandit={"policy": "ucb1",
                                                                                       "params": {"floor": 0.9}}))
-    assert bad_bandit.status == 400 and set(bad_bandit.fields()) == {"bandit.params.floor"}
+    assert bad_bandit.status == 400 and set(bad_bandit.fields()) == {"body.bandit.params.floor"}
     not_json = call(api, "POST", "/experiments", "[1, 2]")
     assert not_json.status == 400
     for path in ("/experiments/nope", "/experiments/nope/analysis"):
@@ -243,7 +246,9 @@ def test_ab_experiment_routes_logs_and_analyses_like_scipy(cloud: LocalCloud, ap
     required = detail.body["plan"]["required"]
     assert planned["days"] == pytest.approx(max(required.values()) / 500)
     assert call(api, "GET", "/experiments/ab-1?daily_entities=-3").fields() == {
-        "daily_entities": "expected a positive number of entities per day, got '-3'"}
+        "query.daily_entities": "Input should be greater than 0"}
+    assert call(api, "GET", "/experiments/ab-1?daily_entities=inf").fields() == {
+        "query.daily_entities": "expected a finite positive number of entities per day"}
 
 
 def test_stop_ends_routing(api: ApiServer, versions: list[int]) -> None:
@@ -335,7 +340,7 @@ def test_aa_mode_serves_one_version_in_every_variant(api: ApiServer, versions: l
     assert call(api, "POST", "/experiments/bandit-1/stop").status == 200
     two = experiment("aa-1", versions, mode="aa")
     refused = call(api, "POST", "/experiments", two)
-    assert refused.status == 400 and set(refused.fields()) == {"variants[1].model_version"}
+    assert refused.status == 400 and set(refused.fields()) == {"body.variants[1].model_version"}
     same = {**two, "variants": [{"name": "a1", "weight": 1, "model_version": str(versions[0])},
                                 {"name": "a2", "weight": 1, "model_version": str(versions[0])}]}
     assert call(api, "POST", "/experiments", same).status == 201

@@ -139,13 +139,13 @@ def test_bad_input_is_refused_with_its_field(api, versions) -> None:
     assert status == 400 and set(fields(body)) == {"body"}
     status, body = call(api, "POST", "/explain", {"model": "yield", "features": {**features, "vdd": "1.2"},
                                                   "version": 1, "request": REQUEST})
-    assert status == 400 and fields(body) == {"features.vdd": "expected a number or null, got a string"}
+    assert status == 400 and fields(body) == {"body.features.vdd": "expected a number or null, got a string"}
     status, body = call(api, "POST", "/explain", {"model": "yield", "entity_id": "D-1", "version": 1})
-    assert status == 400 and set(fields(body)) == {"features"}
+    assert status == 400 and set(fields(body)) == {"body.features"}
     status, body = call(api, "POST", "/explain", {"model": "yield", "features": {**features, "volts": 1.0},
                                                   "version": 1, "request": REQUEST})
     assert status == 400 and body["error"] == "invalid_features"
-    assert fields(body) == {"features.volts": "unexpected feature"}
+    assert fields(body) == {"body.features.volts": "unexpected feature"}
     status, body = call(api, "POST", "/explain", {"model": "yield", "features": features, "version": 7})
     assert status == 404 and fields(body) == {"version": "not found"}
     status, body = call(api, "POST", "/explain", {"model": "yield", "features": features}, key=None)

@@ -171,7 +171,7 @@ def test_nothing_is_served_before_a_champion(api, v1) -> None:
 
 
 def test_promote_then_predict_with_explicit_features(cloud, api, v1, logs) -> None:
-    moved = call(api, "POST", "/models/yield/aliases/champion", {"version": 1, "reason": "first model"})
+    moved = call(api, "POST", "/models/yield/aliases/champion", {"version": 1, "reason": "first model"}, key=ADMIN)
     assert moved.status == 200, moved.raw
     assert moved.body["version"] == 1 and moved.body["previous_version"] is None
     deployment = cloud.client("dynamodb").get_item(TableName=table(cloud, "DeploymentsTable"),
@@ -263,7 +263,9 @@ def test_feedback_joins_the_logged_prediction_idempotently(cloud, api, v1) -> No
     too_early = call(api, "POST", "/feedback", {"entity_id": "D-FRESH", "timestamp": "2020-01-01T00:00:00Z", "label": 1})
     assert too_early.status == 404
     bad = call(api, "POST", "/feedback", {"request_id": rid, "label": 2, "extra": 1})
-    assert bad.status == 400 and bad.fields() == {"label": "expected 0 or 1", "extra": "unknown field"}
+    # shape errors come from the pydantic model (FeedbackBody), named by location
+    assert bad.status == 400 and bad.fields() == {"body.label": "Input should be less than or equal to 1",
+                                                  "body.extra": "unknown field"}
 
 
 def test_batch_answers_every_row_and_logs_each(cloud, api, v1) -> None:
@@ -313,6 +315,8 @@ def test_bad_predictions_are_refused_field_by_field_and_store_nothing(cloud, api
     before = len(scan(cloud, "PredictionsTable"))
     answer = call(api, "POST", "/predict", body)
     assert answer.status == status, answer.raw
+    if status == 400:  # a 400 names each field by where it was (mlops.api_limits.locate_fields)
+        fields = {f"body.{name}": problem for name, problem in fields.items()}
     assert answer.body["error"] == code and answer.fields() == fields
     assert len(scan(cloud, "PredictionsTable")) == before
 
@@ -323,7 +327,7 @@ def test_non_finite_numbers_are_refused(cloud, api, v1, literal) -> None:
     raw = b'{"model": "yield", "features": {"vdd": ' + literal + b', "idd": 400.0}}'
     answer = call(api, "POST", "/predict", raw=raw)
     assert answer.status == 400
-    assert answer.fields() == {"features.vdd": "NaN is not allowed; send null for a missing value"
+    assert answer.fields() == {"body.features.vdd": "NaN is not allowed; send null for a missing value"
                                if literal == b"NaN" else "must be finite"}
     assert len(scan(cloud, "PredictionsTable")) == before
 
@@ -334,12 +338,12 @@ def test_batch_errors_name_the_row_and_the_limit_is_enforced(cloud, api, v1) -> 
             {"entity_id": ""}]
     answer = call(api, "POST", "/predict/batch", {"model": "yield", "rows": rows})
     assert answer.status == 400
-    assert answer.fields() == {"rows[2].entity_id": "expected a non-empty string (at most 256 characters) or an integer"}
+    assert answer.fields() == {"body.rows[2].entity_id": "expected a non-empty string (at most 256 characters) or an integer"}
     answer = call(api, "POST", "/predict/batch", {"model": "yield", "rows": rows[:2]})
-    assert answer.status == 400 and answer.fields() == {"rows[1].features.p999": "unexpected feature"}
+    assert answer.status == 400 and answer.fields() == {"body.rows[1].features.p999": "unexpected feature"}
     too_many = call(api, "POST", "/predict/batch", {"model": "yield", "rows": [{"features": explicit_features()}] * 101})
     assert too_many.status == 400 and too_many.body["error"] == "batch_too_large"
-    assert too_many.fields() == {"rows": "101 rows; the maximum is 100"}
+    assert too_many.fields() == {"body.rows": "101 rows; the maximum is 100"}
     assert len(scan(cloud, "PredictionsTable")) == before
 
 
@@ -348,22 +352,24 @@ def test_bad_registry_requests(cloud, api, v1) -> None:
     cases = [
         ("GET", "/models/nope/versions/1", None, 404, {"model": "not found"}),
         ("GET", "/models/yield/versions/9", None, 404, {"version": "not found"}),
-        ("GET", "/models/yield/versions/x", None, 400, {"version": "expected a positive integer version"}),
+        ("GET", "/models/yield/versions/x", None, 400, {"path.version": "expected a positive integer version"}),
         ("GET", "/models/yield/aliases/nope", None, 404, {"alias": "not found"}),
         ("POST", "/models/yield/aliases/champion", {"version": 9}, 404, {"version": "not found"}),
         ("POST", "/models/nope/aliases/champion", {"version": 1}, 404, {"model": "not found"}),
-        ("POST", "/models/yield/aliases/champion", {"version": "one", "why": 1}, 400,
-         {"version": "expected a positive integer version", "why": "unknown field"}),
+        ("POST", "/models/yield/aliases/champion", {"version": "one", "why": 1}, 400,  # pydantic: by location
+         {"body.version": "Input should be a valid integer, unable to parse string as an integer",
+          "body.why": "unknown field"}),
         ("POST", "/models/yield/aliases/9lives", {"version": 1}, 400,
-         {"alias": "must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter"}),
+         {"path.alias": "must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter"}),
         ("DELETE", "/models/yield/aliases/nope", None, 404, {"alias": "not found"}),
         ("POST", "/models/yield/versions/1/approval", {"status": "maybe"}, 400,
-         {"status": "expected one of pending, approved, rejected"}),
+         {"body.status": "Input should be 'approved', 'rejected' or 'pending'"}),
     ]
     for method, path, body, status, fields in cases:
-        answer = call(api, method, path, body)
+        answer = call(api, method, path, body, key=KEY if method == "GET" else ADMIN)
         assert (answer.status, answer.fields()) == (status, fields), (method, path, answer.raw)
     assert call(api, "GET", "/models", key=None).status == 403
+    assert call(api, "POST", "/models/yield/aliases/champion", {"version": 1}).status == 403  # the caller key
     assert scan(cloud, "RegistryTable") == before
 
 
@@ -391,7 +397,7 @@ def v3(cloud: LocalCloud, v2: dict) -> dict:
 
 def test_challenger_traffic_is_weighted_and_sticky_per_entity(cloud, api, v2) -> None:
     assert v2["version"] == 2 and v2["parent_version"] == 1 and v2["sha256"] != registry(cloud).get_version("yield", 1).sha256
-    assert call(api, "POST", "/models/yield/aliases/challenger", {"version": 2}).status == 200
+    assert call(api, "POST", "/models/yield/aliases/challenger", {"version": 2}, key=ADMIN).status == 200
     entities = [f"E{i}" for i in range(40)]
     before = {e: call(api, "POST", "/predict", {"model": "yield", "entity_id": e, "features": explicit_features()}).body
               for e in entities}
@@ -413,7 +419,7 @@ def test_challenger_traffic_is_weighted_and_sticky_per_entity(cloud, api, v2) ->
 def test_a_failing_shadow_never_changes_the_answer(cloud, api, v3) -> None:
     features = {"model": "yield", "entity_id": "E-SHADOW", "features": explicit_features(8)}
     without = call(api, "POST", "/predict", features)
-    assert call(api, "POST", "/models/yield/aliases/shadow", {"version": 3}).status == 200
+    assert call(api, "POST", "/models/yield/aliases/shadow", {"version": 3}, key=ADMIN).status == 200
     broken = call(api, "POST", "/predict", features)
     assert broken.status == 200, broken.raw
     assert {k: broken.body[k] for k in ("version", "variant", "probability", "label")} == \
@@ -422,12 +428,12 @@ def test_a_failing_shadow_never_changes_the_answer(cloud, api, v3) -> None:
     assert shadow["version"] == {"N": "3"} and "sha256" in shadow["error"]["S"]
     assert "probability" not in shadow
 
-    assert call(api, "POST", "/models/yield/aliases/shadow", {"version": 2}).status == 200
+    assert call(api, "POST", "/models/yield/aliases/shadow", {"version": 2}, key=ADMIN).status == 200
     scored = call(api, "POST", "/predict", features)
     assert scored.body["probability"] == without.body["probability"] and scored.body["version"] == 1
     shadow = logged(cloud, scored.body["request_id"])["shadow"]["M"]
     assert shadow["version"] == {"N": "2"} and 0 <= float(shadow["probability"]["N"]) <= 1 and "error" not in shadow
-    assert call(api, "DELETE", "/models/yield/aliases/shadow").status == 200
+    assert call(api, "DELETE", "/models/yield/aliases/shadow", key=ADMIN).status == 200
 
 
 def test_an_artifact_whose_sha256_differs_is_never_loaded(cloud, api, v3) -> None:
@@ -435,21 +441,21 @@ def test_an_artifact_whose_sha256_differs_is_never_loaded(cloud, api, v3) -> Non
     assert answer.status == 500
     assert answer.body["error"] == "artifact_integrity" and "sha256" in answer.body["message"]
     assert (answer.body["model"], answer.body["version"]) == ("yield", 3)
-    promoted = call(api, "POST", "/models/yield/aliases/champion", {"version": 3})
+    promoted = call(api, "POST", "/models/yield/aliases/champion", {"version": 3}, key=ADMIN)
     assert promoted.status == 200  # the registry does not load artifacts ...
     refused = call(api, "POST", "/predict", {"model": "yield", "features": explicit_features()})
     assert refused.status == 500 and refused.body["error"] == "artifact_integrity"  # ... serving refuses it
-    assert call(api, "POST", "/models/yield/aliases/champion", {"version": 1}).status == 200
+    assert call(api, "POST", "/models/yield/aliases/champion", {"version": 1}, key=ADMIN).status == 200
     assert call(api, "POST", "/predict", {"model": "yield", "features": explicit_features()}).status == 200
 
 
 def test_rejected_versions_cannot_take_an_alias(cloud, api, v3) -> None:
-    rejected = call(api, "POST", "/models/yield/versions/3/approval", {"status": "rejected", "reason": "corrupt"})
+    rejected = call(api, "POST", "/models/yield/versions/3/approval", {"status": "rejected", "reason": "corrupt"}, key=ADMIN)
     assert rejected.status == 200 and rejected.body["approval_status"] == "rejected"
     assert rejected.body["approval"]["reason"] == "corrupt"
-    refused = call(api, "POST", "/models/yield/aliases/canary", {"version": 3})
+    refused = call(api, "POST", "/models/yield/aliases/canary", {"version": 3}, key=ADMIN)
     assert refused.status == 409 and refused.fields() == {"version": f"yield version 3 is rejected; it cannot take alias 'canary'"}
-    approved = call(api, "POST", "/models/yield/versions/2/approval", {"status": "approved"})
+    approved = call(api, "POST", "/models/yield/versions/2/approval", {"status": "approved"}, key=ADMIN)
     assert approved.status == 200 and approved.body["approval_status"] == "approved"
 
 
@@ -469,7 +475,7 @@ def test_alias_history_answers_which_version_served_when(cloud, api, v3) -> None
     before = call(api, "GET", "/models/yield/aliases/champion?at=2000-01-01T00:00:00Z")
     assert before.status == 200 and before.body["version"] is None
     bad = call(api, "GET", "/models/yield/aliases/champion?at=yesterday")
-    assert bad.status == 400 and list(bad.fields()) == ["at"]
+    assert bad.status == 400 and list(bad.fields()) == ["query.at"]
     shadow = call(api, "GET", "/models/yield/aliases/shadow?at=" + moves[-1]["at"])
     assert shadow.body["version"] is None  # removed before the champion moved back
 
@@ -484,7 +490,7 @@ def test_refuse_policy_names_the_missing_features(cloud, api, v3) -> None:
                                              "request": setpoint})
     assert refused.status == 400 and refused.body["error"] == "missing_features"
     assert refused.body["missing_policy"] == "refuse"
-    assert refused.fields() == {"features.leakage_na": "missing", "features.p000": "missing"}
+    assert refused.fields() == {"body.features.leakage_na": "missing", "body.features.p000": "missing"}
     online = call(api, "POST", "/predict", {"model": "yield", "version": v4, "entity_id": "D-OLD"})
     assert online.status == 422 and online.body["missing_policy"] == "refuse"
     imputed = call(api, "POST", "/predict", {"model": "yield", "version": 1, "features": {**partial, "p000": None},
@@ -552,7 +558,7 @@ def test_training_reads_the_offline_store_that_feature_ingestion_wrote(cloud, ap
     event = training_event(seed=5, n_estimators=10)
     columns = event.pop("feature_rows")["device_parametrics"]
     rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
-    ingested = call(api, "POST", "/features", {"view": "device_parametrics", "rows": rows})
+    ingested = call(api, "POST", "/features", {"view": "device_parametrics", "rows": rows}, key=ADMIN)
     assert ingested.status == 200, ingested.raw
     from_store = cloud.runtime.invoke("TrainFunction", json.dumps(event))
     assert from_store.function_error is None, from_store.payload[:2000]

@@ -103,7 +103,7 @@ def served(cloud: LocalCloud, api: ApiServer) -> dict[str, Any]:
     rows = event["feature_rows"]["device_parametrics"]
     baseline = Baseline.build({f: np.array(rows[f], dtype=float) for f in STORED})
     BaselineStore(bucket(cloud), s3=cloud.client("s3")).save("yield", 1, baseline)
-    status, moved = call(api, "POST", "/models/yield/aliases/champion", {"version": 1, "reason": "monitoring test"})
+    status, moved = call(api, "POST", "/models/yield/aliases/champion", {"version": 1, "reason": "monitoring test"}, key=ADMIN)
     assert status == 200, moved
 
     rows = []
@@ -217,12 +217,13 @@ def test_the_hourly_schedule_monitors_every_model(cloud: LocalCloud, served: dic
 
 
 @pytest.mark.parametrize(("path", "status", "fields"), [
-    ("/monitoring/yield?hours=0", 400, {"hours"}),
-    ("/monitoring/yield?hours=abc&bucket=1w", 400, {"hours", "bucket"}),
-    ("/monitoring/yield?hours=1&bucket=2h", 400, {"bucket"}),
-    ("/monitoring/yield?bucket=10s", 400, {"bucket"}),
-    ("/monitoring/yield?publish=maybe", 400, {"publish"}),
-    ("/monitoring/Not_A_Model!", 400, {"model"}),
+    ("/monitoring/yield?hours=0", 400, {"query.hours"}),  # a 400 names each field by location
+    ("/monitoring/yield?hours=abc&bucket=1w", 400, {"query.hours"}),  # the shape (pydantic) first
+    ("/monitoring/yield?hours=2&bucket=1w", 400, {"query.bucket"}),
+    ("/monitoring/yield?hours=1&bucket=2h", 400, {"query.bucket"}),
+    ("/monitoring/yield?bucket=10s", 400, {"query.bucket"}),
+    ("/monitoring/yield?publish=maybe", 400, {"query.publish"}),
+    ("/monitoring/Not_A_Model!", 400, {"path.model"}),
     ("/monitoring/nothing-here", 404, {"model"}),
 ])
 def test_bad_requests_name_the_field(api: ApiServer, served: dict, path: str, status: int, fields: set) -> None:

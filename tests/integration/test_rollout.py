@@ -193,7 +193,7 @@ def test_ingest_features_and_outcomes(api: ApiServer) -> None:
                          "label": fails(rng, row), "tester_id": f"T{i % 3 + 1}", "fab_site": "F1",
                          "vdd_setpoint": 1.2})
     for view, rows in (("device_parametrics", parametrics), ("device_outcomes", outcomes)):
-        status, body = call(api, "POST", "/features", {"view": view, "rows": rows}, key=KEY)
+        status, body = call(api, "POST", "/features", {"view": view, "rows": rows})
         assert status == 200 and body["accepted"] == len(rows), body
 
 
@@ -237,6 +237,11 @@ def test_retraining_then_canary_happy_path_to_100_percent(cloud: LocalCloud, api
     for stage in history[:-1]:  # the stage's split was checked and held
         srm = next(c for c in stage["checks"] if c["name"] == "sample_ratio")
         assert srm["passed"] and srm["p_value"] is not None
+        latency = next(c for c in stage["checks"] if c["name"] == "latency")
+        assert latency["note"] == "champion rows of the same stage window" and latency["observed"] is not None
+    # at 100% the champion answers nothing: latency is not judged against an earlier, other-load baseline
+    latency = next(c for c in history[-1]["checks"] if c["name"] == "latency")
+    assert latency["observed"] is None and "judged against concurrent champion rows" in latency["note"]
     assert reg.get_alias("yield", "champion") == v2 and reg.get_alias("yield", "previous") == v1
     assert reg.get_version("yield", v2).approval_status == "approved"
     assert run_of(api, result)["status"] == "PROMOTED"
@@ -358,6 +363,8 @@ def test_blue_green_switches_at_once_and_promotes(cloud: LocalCloud, api: ApiSer
     result = canary(cloud, api, v, [100], strategy="blue_green", policy={"baseline_seconds": 3600}, batch=1)
     assert result.status == "SUCCEEDED", result.cause
     assert result.output["outcome"] == "promoted" and [h["percent"] for h in result.output["history"]] == [100]
+    latency = next(c for c in result.output["history"][0]["checks"] if c["name"] == "latency")
+    assert latency["observed"] is not None and "baseline" in latency["note"]
     assert reg.get_alias("yield", "champion") == v and reg.get_alias("yield", "previous") == old
 
 
@@ -367,6 +374,6 @@ def test_bad_inputs_and_guards(cloud: LocalCloud, api: ApiServer) -> None:
     result = sfn.execute(cloud, "RetrainingStateMachine", {"model": "yield", "window": {"start": "yesterday"}})
     assert result.status == "FAILED" and result.error == "RunInputError" and "window" in result.cause
     status, body = call(api, "POST", "/retrain", {"model": "yield", "spec": {"bogus": 1}})
-    assert status == 400 and body["details"] == [{"field": "spec.bogus", "problem": "unknown field"}]
+    assert status == 400 and body["details"] == [{"field": "body.spec.bogus", "problem": "unknown field"}]
     status, body = call(api, "POST", "/models/yield/versions/1/faults", {"error_rate": 3})
-    assert status == 400 and body["details"][0]["field"] == "error_rate"
+    assert status == 400 and body["details"][0]["field"] == "body.error_rate"

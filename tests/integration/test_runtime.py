@@ -154,6 +154,18 @@ def test_import_failure(runtime) -> None:
     assert runtime.warm_environments("BrokenFunction") == 0
 
 
+def test_init_longer_than_the_limit_is_an_init_timeout(runtime, monkeypatch) -> None:
+    monkeypatch.setenv("LOCALCLOUD_INIT_TIMEOUT_S", "1")  # Lambda's is 10 s; the module takes 3 s
+    inv = invoke(runtime, "SlowInitFunction")
+    assert inv.function_error == "Unhandled"
+    error = inv.json()
+    assert (error["errorType"], error["errorMessage"]) == ("Runtime.InitTimeout",
+                                                           "Init phase did not finish within 1 seconds")
+    assert runtime.warm_environments("SlowInitFunction") == 0
+    monkeypatch.setenv("LOCALCLOUD_INIT_TIMEOUT_S", "30")
+    assert invoke(runtime, "SlowInitFunction").json() == {"initialised": True}
+
+
 # -------------------------------------------------------------------------------- warm and cold
 
 

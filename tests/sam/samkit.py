@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import fcntl
 import hashlib
 import json
 import os
@@ -79,6 +80,23 @@ INVOKE_TIMEOUT_S = 300
 LOCALCLOUD_TIMEOUT_S = 180
 DOCKER_TIMEOUT_S = 180
 PIP_TIMEOUT_S = 900
+
+
+# One id per test run, shared by pytest-xdist's workers (they get PYTEST_XDIST_TESTRUNUID), so
+# work done once per run (`sam build`, the moto image) is done by one worker and reused by others.
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if missing) across processes."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class CheckError(Exception):
@@ -263,8 +281,24 @@ class Builds:
     def __init__(self, sam: Sam, work: Path = WORK_DIR) -> None:
         self.sam = sam
         self.work = work
-        self.whole = self._build(None, work)
+        self.whole = self._build_once(None, work)
         self._per_function: dict[str, BuildOutcome] = {}
+
+    def _build_once(self, resource: str | None, base: Path) -> BuildOutcome:
+        """`_build`, done once per test run: the first xdist worker builds, the others wait on
+        the lock and reuse its outcome (recorded next to the build with the run's id)."""
+        record = base / "outcome.json"
+        with exclusive(base.parent / f"{base.name}.lock"):
+            try:
+                saved = json.loads(record.read_text())
+            except (OSError, ValueError):
+                saved = {}
+            if saved.get("run") == RUN_ID:
+                return BuildOutcome(saved["ok"], Path(saved["template"]), None, saved["error"])
+            outcome = self._build(resource, base)
+            record.write_text(json.dumps({"run": RUN_ID, "ok": outcome.ok, "template": str(outcome.template),
+                                          "error": outcome.error}))
+            return outcome
 
     def _build(self, resource: str | None, base: Path) -> BuildOutcome:
         build_dir = base / "build"
@@ -283,7 +317,8 @@ class Builds:
         if self.whole.ok:
             return self.whole
         if function_id not in self._per_function:
-            self._per_function[function_id] = self._build(function_id, self.work / "per-function" / function_id)
+            self._per_function[function_id] = self._build_once(function_id,
+                                                               self.work / "per-function" / function_id)
         return self._per_function[function_id]
 
 
@@ -333,8 +368,14 @@ def ensure_moto_image(python: str = sys.executable) -> str:
     recipe = hashlib.sha256("\n".join([
         spec, DEV_REQUIREMENTS.read_text(), base, _MOTO_RECIPE]).encode()).hexdigest()[:16]
     tag = f"{MOTO_IMAGE_REPO}:{recipe}"
-    if docker("image", "inspect", tag, check=False).returncode == 0:
-        return tag
+    with exclusive(WORK_DIR.parent / "sam-check-moto-image.lock"):  # one builder among xdist workers
+        if docker("image", "inspect", tag, check=False).returncode == 0:
+            return tag
+        return _build_moto_image(python, spec, tag, recipe)
+
+
+def _build_moto_image(python: str, spec: str, tag: str, recipe: str) -> str:
+    """Make the image `ensure_moto_image` describes and drop older recipes of it."""
     with tempfile.TemporaryDirectory(prefix="sam-check-moto-") as tmp:
         site = Path(tmp) / "moto"
         # pip takes no extras in a constraints file: moto[server]==x -> moto==x.

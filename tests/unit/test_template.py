@@ -60,11 +60,15 @@ def test_product_template_resources(stack) -> None:
     assert all(archive["PublicAccessBlockConfiguration"].values()) and "BucketEncryption" in archive
     routes = {(r.method, r.path): (r.function_id, r.api_key_required) for r in stack.routes}
     assert routes[("GET", "/health")] == ("HealthFunction", True)
+    assert routes[("GET", "/openapi.json")] == ("HealthFunction", True)
     assert routes[("POST", "/features")] == ("FeatureIngestFunction", True)
     assert routes[("GET", "/features/{entity_id}")] == ("FeatureLookupFunction", True)
     assert routes[("GET", "/feature-views")] == ("FeatureViewsFunction", True)
     assert all(required for _, required in routes.values())  # every route needs an API key
-    assert stack.apis["MlopsApi"].stage == "dev"
+    assert stack.apis["MlopsApi"].stage == "dev" and stack.apis["AdminApi"].stage == "dev"
+    # Admin routes are on AdminApi, whose usage plan has the admin key only (access control).
+    assert stack.keys_for_api("MlopsApi") == {"ApiKey", "AdminApiKey"}
+    assert stack.keys_for_api("AdminApi") == {"AdminApiKey"}
     assert {k.env_var for k in stack.api_keys.values()} == {"LOCALCLOUD_API_KEY", "LOCALCLOUD_ADMIN_API_KEY"}
     assert set(stack.state_machines) == {"RetrainingStateMachine", "CanaryRolloutStateMachine"}
     # DefinitionSubstitutions replaced the table name inside the ASL.

@@ -47,7 +47,8 @@ def test_routes_layers_and_policies(stack, resources) -> None:
     assert fn.environment["POWERTOOLS_SERVICE_NAME"] == "experiments"
     assert fn.environment["EXPERIMENTS_TABLE"] == stack.tables["ExperimentsTable"].name
     assert policies(resources, "ExperimentsFunction") == {("DynamoDBCrudPolicy", "ExperimentsTable"),
-                                                          ("DynamoDBReadPolicy", "RegistryTable")}
+                                                          ("DynamoDBReadPolicy", "RegistryTable"),
+                                                          ("DynamoDBCrudPolicy", "IdempotencyTable")}
     stats_reqs = {r.split("==")[0] for r in stack.layers["StatsLayer"].requirements}
     assert stats_reqs == {"scipy"}
     assert "StatsLayer" not in [layer.logical_id for layer in stack.functions["InferenceFunction"].layers]

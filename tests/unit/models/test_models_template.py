@@ -72,7 +72,8 @@ def test_least_privilege(resources) -> None:
         ("DynamoDBReadPolicy", "FeaturesTable"), ("DynamoDBWritePolicy", "PredictionsTable"),
         ("S3ReadPolicy", "ArtifactsBucket"),
         ("DynamoDBReadPolicy", "AuditTable"), ("DynamoDBWritePolicy", "AuditTable"),  # sampled predictions audited
-        ("DynamoDBReadPolicy", "ExperimentsTable"), ("DynamoDBWritePolicy", "ExperimentsTable")}  # exposures
+        ("DynamoDBReadPolicy", "ExperimentsTable"), ("DynamoDBWritePolicy", "ExperimentsTable"),  # exposures
+        ("DynamoDBCrudPolicy", "IdempotencyTable")}  # Idempotency-Key records
     # inference cannot write the registry or the deployments
     assert policies(resources, "ModelsFunction") == {("DynamoDBReadPolicy", "RegistryTable")}
     assert policies(resources, "ExplainFunction") == {("DynamoDBReadPolicy", "RegistryTable"),
@@ -80,20 +81,25 @@ def test_least_privilege(resources) -> None:
     assert policies(resources, "FeedbackFunction") == {("DynamoDBReadPolicy", "PredictionsTable"),
                                                        ("DynamoDBWritePolicy", "PredictionsTable"),
                                                        ("DynamoDBReadPolicy", "ExperimentsTable"),
-                                                       ("DynamoDBWritePolicy", "ExperimentsTable")}  # outcomes, rewards
+                                                       ("DynamoDBWritePolicy", "ExperimentsTable"),  # outcomes, rewards
+                                                       ("DynamoDBCrudPolicy", "IdempotencyTable")}
     assert policies(resources, "ModelAdminFunction") == {("DynamoDBCrudPolicy", "RegistryTable"),
                                                          ("DynamoDBWritePolicy", "DeploymentsTable"),
                                                          ("DynamoDBReadPolicy", "AuditTable"),
-                                                         ("DynamoDBWritePolicy", "AuditTable")}
+                                                         ("DynamoDBWritePolicy", "AuditTable"),
+                                                         ("DynamoDBCrudPolicy", "IdempotencyTable")}
     assert policies(resources, "TrainFunction") == {("DynamoDBCrudPolicy", "RegistryTable"),
                                                     ("DynamoDBWritePolicy", "DeploymentsTable"),  # challenger alias
-                                                    ("S3CrudPolicy", "ArtifactsBucket"),  # artifacts + staging
+                                                    ("S3ReadPolicy", "ArtifactsBucket"),  # artifacts + staging
+                                                    ("S3WritePolicy", "ArtifactsBucket"),  # (never deleted)
                                                     ("S3ReadPolicy", "DataBucket"),  # the offline store
                                                     ("DynamoDBReadPolicy", "AuditTable"),
                                                     ("DynamoDBWritePolicy", "AuditTable")}
     assert policies(resources, "RolloutFunction") == {
         ("DynamoDBCrudPolicy", "RegistryTable"), ("DynamoDBCrudPolicy", "DeploymentsTable"),
-        ("DynamoDBReadPolicy", "PredictionsTable"), ("DynamoDBCrudPolicy", "AuditTable")}
+        ("DynamoDBReadPolicy", "PredictionsTable"),
+        ("DynamoDBReadPolicy", "AuditTable"), ("DynamoDBWritePolicy", "AuditTable"),  # append-only
+        ("DynamoDBCrudPolicy", "IdempotencyTable")}
     assert policies(resources, "CanaryRolloutStateMachine") == {("LambdaInvokePolicy", "RolloutFunction"),
                                                                 ("LambdaInvokePolicy", "ShadowAnalysisFunction")}
     assert policies(resources, "RetrainingStateMachine") == {

@@ -4,6 +4,13 @@ botocore directly rather than boto3: the stores only use low-level clients, and 
 boto3 also imports s3transfer and its dependencies, which costs a serving cold start about
 200 ms for nothing. Endpoint, region and credentials come from the environment as boto3
 would read them (``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``, ...).
+
+Retries and timeouts are set here, once, for every client (`CONFIG`): botocore's standard
+retry mode (exponential backoff with jitter on throttling, 5xx and connection errors), at
+most `MAX_ATTEMPTS` attempts, and short connect/read timeouts, so that a throttled or
+unreachable DynamoDB/S3 ends in an error well within a function's timeout (the handlers turn
+it into a 503, `mlops.unavailable`) rather than a hang. The online store (pynamodb) and
+Powertools' idempotency layer take the same numbers from here.
 """
 
 from __future__ import annotations
@@ -13,6 +20,17 @@ import threading
 from typing import Any
 
 import botocore.session
+from botocore.config import Config
+
+MAX_ATTEMPTS = 3  # the first call and two retries
+CONNECT_TIMEOUT_S = 2.0
+# DynamoDB and S3 answer in milliseconds; 10 s bounds a stuck call within the API functions'
+# timeout budget without cutting off the large reads the analysis functions make (a canary
+# evaluation's prediction-log query, which an emulator on a busy machine may take seconds on:
+# a shorter limit there only multiplies the work by the retries).
+READ_TIMEOUT_S = 10.0
+CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
 
 _session: Any = None
 _clients: dict[str, Any] = {}
@@ -30,5 +48,5 @@ def client(service: str) -> Any:
             if _session is None:
                 _session = botocore.session.get_session()
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            _clients[service] = _session.create_client(service, region_name=region)
+            _clients[service] = _session.create_client(service, region_name=region, config=CONFIG)
         return _clients[service]

@@ -39,9 +39,10 @@ RETRAINING_RUN = "retraining.run"
 OFFLINE_READ = "offline.read"
 ADMIN_API_CALL = "admin.api_call"
 PREDICTION = "prediction"
+ARTIFACT_REJECTED = "artifact.rejected"  # serving refused a version's artifact (mlops.models.artifact_alerts)
 ACTIONS: tuple[str, ...] = (
     REGISTRY_VERSION_REGISTERED, ALIAS_MOVED, ALIAS_REMOVED, APPROVAL_SET, DEPLOYMENT_WEIGHTS,
-    ROLLOUT_DECISION, RETRAINING_RUN, OFFLINE_READ, ADMIN_API_CALL, PREDICTION,
+    ROLLOUT_DECISION, RETRAINING_RUN, OFFLINE_READ, ADMIN_API_CALL, PREDICTION, ARTIFACT_REJECTED,
 )
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")

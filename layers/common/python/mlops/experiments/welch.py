@@ -88,7 +88,8 @@ def welch_from_stats(control: MeanStats, treatment: MeanStats, *, alpha: float =
     if se2 <= 0:
         raise InsufficientData("var", "both groups have zero variance: the t statistic is undefined")
     se = math.sqrt(se2)
-    df = se2 * se2 / (vc * vc / (control.n - 1) + vt * vt / (treatment.n - 1))
+    wc, wt = vc / se2, vt / se2  # Welch-Satterthwaite on the shares: no underflow for tiny variances
+    df = 1.0 / (wc * wc / (control.n - 1) + wt * wt / (treatment.n - 1))
     diff = treatment.mean - control.mean
     t = diff / se
     stdtr, stdtrit = _stdtr()
@@ -121,9 +122,11 @@ def ratio_lift(control: MeanStats, treatment: MeanStats, alpha: float,
     mc, mt = control.mean, treatment.mean
     if mc == 0 or control.n == 0 or treatment.n == 0:
         return None, None, None
-    lift = mt / mc - 1.0
-    var = treatment.var / (treatment.n * mc * mc) + mt * mt * control.var / (control.n * mc ** 4)
-    se = math.sqrt(var)
+    ratio = mt / mc
+    if not math.isfinite(ratio):  # a control mean so close to 0 that the ratio overflows
+        return None, None, None
+    lift = ratio - 1.0
+    se = math.sqrt(treatment.var / treatment.n + ratio * ratio * control.var / control.n) / abs(mc)
     if alternative == "two-sided":
         z = normal.isf(alpha / 2)
         return lift, lift - z * se, lift + z * se

@@ -27,9 +27,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import boto3
 import numpy as np
 
+from mlops import aws
 from mlops.features.definitions import EVENT_TIMESTAMP, FeatureView
 from mlops.features.pit import Columns, training_set
 from mlops.features.timestamps import as_micros, micros_of
@@ -84,7 +84,7 @@ class OfflineStore:
     def __init__(self, bucket: str, *, client: Any = None, prefix: str = PREFIX) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._s3 = client or boto3.client("s3")
+        self._s3 = client or aws.client("s3")  # retries and timeouts: mlops.aws
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> "OfflineStore":

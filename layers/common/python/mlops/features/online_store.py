@@ -60,6 +60,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
+from mlops import aws
 from mlops.features.catalog import CATALOG, Catalog
 from mlops.features.definitions import EVENT_TIMESTAMP, FeatureView
 from mlops.features.keys import EntityKey, encode_entity, latest_rows
@@ -95,7 +96,7 @@ class FeatureItem(Model):
     expires_at = NumberAttribute()
 
 
-_models: dict[tuple[str, str], type[FeatureItem]] = {}
+_models: dict[tuple[str, str, str], type[FeatureItem]] = {}
 _models_lock = threading.Lock()
 
 
@@ -104,14 +105,20 @@ def _region() -> str:
 
 
 def _model(table_name: str, region: str) -> type[FeatureItem]:
-    """A pynamodb model bound to ``table_name`` (pynamodb binds table names to classes)."""
+    """A pynamodb model bound to ``table_name`` (pynamodb binds table names to classes). Its
+    connection keeps the endpoint it was made with, so the cache is per endpoint too (one per
+    Lambda process; a test process talks to one local cloud after another)."""
+    key = (table_name, region, os.environ.get("AWS_ENDPOINT_URL", ""))
     with _models_lock:
-        model = _models.get((table_name, region))
+        model = _models.get(key)
         if model is None:
-            meta = type("Meta", (), {"table_name": table_name, "region": region, "max_retry_attempts": 3})
+            meta = type("Meta", (), {"table_name": table_name, "region": region,  # retries/timeouts: mlops.aws
+                                     "max_retry_attempts": aws.MAX_ATTEMPTS - 1,
+                                     "connect_timeout_seconds": aws.CONNECT_TIMEOUT_S,
+                                     "read_timeout_seconds": aws.READ_TIMEOUT_S})
             safe = re.sub(r"\W", "_", table_name)
             model = type(f"FeatureItem_{safe}", (FeatureItem,), {"Meta": meta, "__module__": __name__})
-            _models[(table_name, region)] = model  # type: ignore[assignment]
+            _models[key] = model  # type: ignore[assignment]
         return model  # type: ignore[return-value]
 
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from mlops import aws
 from mlops.features.definitions import (
     Definition,
     Entity,
@@ -180,7 +180,7 @@ class RegistryStore:
 
     def __init__(self, table_name: str, *, client: Any = None) -> None:
         self.table_name = table_name
-        self._ddb = client or boto3.client("dynamodb")
+        self._ddb = client or aws.client("dynamodb")  # retries and timeouts: mlops.aws
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> "RegistryStore":

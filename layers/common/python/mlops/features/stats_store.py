@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import boto3
 
+from mlops import aws
 from mlops.features.stats import ViewStats, merge_stats
 from mlops.features.timestamps import as_micros
 
@@ -36,7 +36,7 @@ class StatsStore:
     def __init__(self, bucket: str, *, client: Any = None, prefix: str = PREFIX) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._s3 = client or boto3.client("s3")
+        self._s3 = client or aws.client("s3")  # retries and timeouts: mlops.aws
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> "StatsStore":

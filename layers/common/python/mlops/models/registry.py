@@ -53,6 +53,8 @@ def parse_time(value: Any) -> str:
         return iso_utc(parse_timestamp(value))
     except TimestampError as exc:
         raise ValueError(str(exc)) from None
+    except (OverflowError, OSError):  # epoch seconds past the years 1-9999
+        raise ValueError(f"timestamp out of range: {str(value)[:40]}") from None
 
 
 def model_name_problem(name: Any) -> str | None:

@@ -26,6 +26,9 @@ answer with a ``fallback`` warning, and the row carries ``fallback`` (the challe
 and error) so the handler logs the challenger's error for the canary gate to count. Injected
 faults (`mlops.rollout.faults`: errors, delay, lost log rows) apply only when the predictor is
 built with ``faults_enabled``.
+A version whose artifact fails to load is reported once per failed load (not per request the
+cached failure refuses) to ``on_load_failure`` (the inference function raises an alert there:
+`mlops.models.artifact_alerts`).
 
 Experiments: with ``experiments`` (an `mlops.experiments.store.ExperimentStore`), a model's
 running experiment (read with its bandit state, cached ``experiment_cache_s``) routes the rows
@@ -77,9 +80,11 @@ class ModelCache:
 
     def __init__(self, registry: Any, *, failure_ttl_s: float = 10.0, monotonic: Monotonic = time.monotonic,
                  resolve_source: Callable[[Mapping[str, Any]], FeatureSource] = FeatureSource.from_dict,
-                 load_quality: Callable[[str, int, Sequence[str]], Any] | None = None) -> None:
+                 load_quality: Callable[[str, int, Sequence[str]], Any] | None = None,
+                 on_load_failure: Callable[[str, int, Exception], None] | None = None) -> None:
         self.registry = registry
         self.load_quality = load_quality
+        self.on_load_failure = on_load_failure  # told once per failed load (not per cached refusal)
         self.failure_ttl_s = failure_ttl_s
         self.monotonic = monotonic
         self.resolve_source = resolve_source
@@ -110,6 +115,8 @@ class ModelCache:
             except (RegistryError, ArtifactIntegrityError, SignatureMismatchError) as exc:
                 if getattr(exc, "status", 500) != 404:  # unknown versions are not remembered
                     self._failed[key] = (self.monotonic(), exc)
+                    if self.on_load_failure is not None:
+                        self.on_load_failure(name, number, exc)
                 raise
             quality = None if self.load_quality is None else self.load_quality(name, number, model.signature.features)
             loaded = LoadedModel(version, model, source, quality)
@@ -233,7 +240,8 @@ class Predictor:
                  failure_ttl_s: float = 10.0, monotonic: Monotonic = time.monotonic,
                  faults_enabled: bool = False, sleep: Callable[[float], None] = time.sleep,
                  load_quality: Callable[[str, int, Sequence[str]], Any] | None = None,
-                 experiments: Any = None, experiment_cache_s: float = 1.0) -> None:
+                 experiments: Any = None, experiment_cache_s: float = 1.0,
+                 on_load_failure: Callable[[str, int, Exception], None] | None = None) -> None:
         self.registry = registry
         self.experiments = experiments  # .live(model) -> mlops.experiments.router.LiveExperiment | None
         self._experiment_cache = TTLCache(experiment_cache_s, monotonic)
@@ -241,7 +249,8 @@ class Predictor:
         self._sleep = sleep
         self.deployments = deployments
         self._online = online
-        self.models = ModelCache(registry, failure_ttl_s=failure_ttl_s, monotonic=monotonic, load_quality=load_quality)
+        self.models = ModelCache(registry, failure_ttl_s=failure_ttl_s, monotonic=monotonic, load_quality=load_quality,
+                                 on_load_failure=on_load_failure)
         self._deployment_cache = TTLCache(cache_ttl_s, monotonic)
         self._alias_cache = TTLCache(cache_ttl_s, monotonic)
 

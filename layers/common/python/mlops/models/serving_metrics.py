@@ -10,6 +10,8 @@ dimensions ``model`` and ``version`` and the metrics:
 - ``Errors`` (Count): rows the version failed (load failures, a failing shadow);
 - ``Latency`` (Milliseconds): the request's latency, handler start to answer.
 
+and, once per failed load of a version's artifact, ``ArtifactRejected`` (Count).
+
 Powertools' EMF provider (`EphemeralMetrics`: no state shared between documents) serializes
 and prints each document; CloudWatch Logs turns them into metrics.
 """
@@ -63,4 +65,13 @@ def emit_error_metric(model: str, version: int | None, *, namespace: str | None 
     chosen yet)."""
     metrics = _emitter(model, "none" if version is None else str(version), namespace, service)
     metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
+
+
+def emit_artifact_rejected(model: str, version: int, *, namespace: str | None = None,
+                           service: str | None = None) -> None:
+    """Count one refused artifact of a version (``ArtifactRejected``: a sha256 mismatch, a
+    missing or unreadable artifact): the metric an alarm watches."""
+    metrics = _emitter(model, str(version), namespace, service)
+    metrics.add_metric(name="ArtifactRejected", unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()

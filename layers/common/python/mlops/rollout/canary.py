@@ -8,10 +8,15 @@ Each method takes the run and returns it updated; the state machine only branche
 * `set_stage` - the deployment record's ``challenger_percent`` = the stage's percent (a
   conditional write: only while the record's challenger is still this run's version);
 * `evaluate` - reads both variants' rows from the prediction log (`PredictionLog.version_rows`;
-  the champion's from ``baseline_seconds`` before the rollout began),
-  summarises them (`mlops.monitoring.version_stats.summarize`) and runs the gate
+  the champion's from ``baseline_seconds`` before the rollout began, for steadier error and
+  accuracy rates), summarises them (`mlops.monitoring.version_stats.summarize`) and runs the gate
   (`mlops.rollout.gate.evaluate_stage`): the decision and its statistics go into the run's
-  ``history``;
+  ``history``. Latency is compared with the champion's rows of the same stage window only:
+  it moves with load and time, so a champion baseline from earlier would read a busy moment as
+  a regression. Where the champion has fewer than ``min_samples`` rows in the window (the 100%
+  stage), latency was already judged in the earlier stages and is not judged again; a rollout
+  with no concurrent champion traffic at all (blue/green) compares with the baseline, and the
+  check's note says so;
 * `shadow_verdict` - with the optional shadow pre-check, the ShadowAnalysisFunction's verdict on
   the challenger's shadow results decides whether it may take traffic at all;
 * `promote` - ``champion`` -> the challenger, ``previous`` -> the old champion, the challenger
@@ -119,13 +124,14 @@ class CanaryRollout:
         stage_counts = {"champion": sum(r["ts"] >= stage_start for r in champion_rows),
                         "challenger": len(challenger_rows)}
         champion, challenger = summarize(champion_rows), summarize(challenger_rows)
+        champion_latencies, latency_basis = self._champion_latencies(run, champion_rows, stage_start, policy)
         result = evaluate_stage(
             champion=champion, challenger=challenger, stage_counts=stage_counts, percent=run["percent"],
             last_stage=run["index"] == len(run["stages"]) - 1, extensions=run["extensions"],
             policy=policy,
-            champion_latencies=[r["latency_ms"] for r in champion_rows if r["latency_ms"] is not None],
+            champion_latencies=champion_latencies,
             challenger_latencies=[r["latency_ms"] for r in challenger_rows if r["latency_ms"] is not None],
-            stages=len(run["stages"]))
+            stages=len(run["stages"]), latency_basis=latency_basis)
         run["decision"], run["reasons"] = result.decision, list(result.reasons)
         stage = run["history"][-1]
         stage.update(decision=result.decision, reasons=list(result.reasons), extensions=run["extensions"],
@@ -141,6 +147,22 @@ class CanaryRollout:
                                             "percent": run["percent"], **result.to_dict(),
                                             "stage_counts": stage_counts})
         return run
+
+    @staticmethod
+    def _champion_latencies(run: dict[str, Any], champion_rows: list[dict[str, Any]], stage_start: str,
+                            policy: GatePolicy) -> tuple[list[float], str]:
+        """The champion latencies the challenger's are compared with, and what they are."""
+        concurrent = [r["latency_ms"] for r in champion_rows
+                      if r["ts"] >= stage_start and r["latency_ms"] is not None]
+        if len(concurrent) >= policy.min_samples:
+            return concurrent, "champion rows of the same stage window"
+        judged_before = any(check.get("name") == "latency" and check.get("observed") is not None
+                            for stage in run["history"][:-1] for check in stage.get("checks") or ())
+        if judged_before:
+            return [], (f"fewer than {policy.min_samples} champion rows in this stage window: "
+                        "latency was judged against concurrent champion rows in the earlier stages")
+        baseline = [r["latency_ms"] for r in champion_rows if r["latency_ms"] is not None]
+        return baseline, "no concurrent champion traffic: compared with the champion's baseline rows"
 
     def shadow_verdict(self, run: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
         """Judge the shadow pre-check (ShadowAnalysisFunction's answer): ``rollback`` with its

@@ -15,7 +15,10 @@ only when the effect is larger than its threshold AND the test finds it signific
 ``error_rate``            challenger error rate > ``max_error_rate`` (1%) and the two-proportion
                           z-test (`mlops.experiments.proportions`) says it is above the champion's
 ``latency``               challenger p95 > champion p95 x (1 + ``max_latency_increase``) (50%)
-                          and the Mann-Whitney U test (scipy) says its latencies are larger
+                          and the Mann-Whitney U test (scipy) says its latencies are larger;
+                          compared with champion rows of the same stage window only (latency
+                          moves with load and time, so an earlier baseline would confound it):
+                          see `mlops.rollout.canary` for the 100% stage and blue/green
 ``accuracy``              on labelled rows: challenger accuracy < champion accuracy x
                           (1 - ``max_accuracy_drop``) (5%) and the two-proportion z-test says
                           it is below; skipped until both have ``min_labelled`` labels
@@ -170,19 +173,23 @@ def _errors(champion: VersionStats, challenger: VersionStats, policy: GatePolicy
                              policy.max_error_rate, alpha)
 
 
-def _latency(champion: VersionStats, challenger: VersionStats, champion_ms: Sequence[float],
-             challenger_ms: Sequence[float], policy: GatePolicy, alpha: float) -> Check:
-    if champion.latency_p95 is None or challenger.latency_p95 is None or not champion_ms or not challenger_ms:
-        return Check("latency", True, note="no latencies to compare")
-    limit = champion.latency_p95 * (1 + policy.max_latency_increase)
-    if challenger.latency_p95 <= limit:
-        return Check("latency", True, observed=challenger.latency_p95, limit=limit)
+def _latency(champion_ms: Sequence[float], challenger_ms: Sequence[float], policy: GatePolicy, alpha: float,
+             basis: str) -> Check:
+    if not champion_ms or not challenger_ms:
+        return Check("latency", True, note=basis or "no latencies to compare")
+    import numpy as np
+
+    champion_p95, challenger_p95 = (float(np.percentile(np.asarray(ms, dtype=float), 95))
+                                    for ms in (champion_ms, challenger_ms))
+    limit = champion_p95 * (1 + policy.max_latency_increase)
+    if challenger_p95 <= limit:
+        return Check("latency", True, observed=challenger_p95, limit=limit, note=basis)
     from scipy.stats import mannwhitneyu  # analysis path only (StatsLayer)
 
     test = mannwhitneyu(challenger_ms, champion_ms, alternative="greater")
     p = float(test.pvalue)
-    return Check("latency", not p < alpha, observed=challenger.latency_p95, limit=limit, p_value=p,
-                 statistic=float(test.statistic))
+    return Check("latency", not p < alpha, observed=challenger_p95, limit=limit, p_value=p,
+                 statistic=float(test.statistic), note=basis)
 
 
 def _accuracy(champion: VersionStats, challenger: VersionStats, policy: GatePolicy, alpha: float) -> Check:
@@ -200,10 +207,13 @@ def _accuracy(champion: VersionStats, challenger: VersionStats, policy: GatePoli
 def evaluate_stage(*, champion: VersionStats, challenger: VersionStats, stage_counts: Mapping[str, int],
                    percent: float, last_stage: bool, extensions: int, policy: GatePolicy,
                    champion_latencies: Sequence[float] = (), challenger_latencies: Sequence[float] = (),
-                   stages: int = 1) -> GateResult:
+                   stages: int = 1, latency_basis: str = "") -> GateResult:
     """Decide one stage of a rollout of ``stages`` stages. ``stage_counts`` are the rows routed
     to ``champion`` and ``challenger`` during this stage; ``percent`` is the challenger's share
-    in it; ``extensions`` how many extra bakes this stage has had already."""
+    in it; ``extensions`` how many extra bakes this stage has had already. The latency check
+    compares ``challenger_latencies`` with ``champion_latencies`` (p95 of each), which the caller
+    picks from the same period (latency moves with load and time); ``latency_basis`` says which
+    rows they are, and is the check's note."""
     if not 0 <= percent <= 100 or not math.isfinite(percent):
         raise ValueError("percent: must be within 0-100")
     short = [name for name, stats in (("challenger", challenger), ("champion", champion))
@@ -219,7 +229,7 @@ def evaluate_stage(*, champion: VersionStats, challenger: VersionStats, stage_co
     alpha = policy.alpha / (len(TESTED) * max(1, stages))  # Bonferroni over the whole rollout
     checks = [_sample_ratio(stage_counts, percent, policy),
               _errors(champion, challenger, policy, alpha),
-              _latency(champion, challenger, champion_latencies, challenger_latencies, policy, alpha),
+              _latency(champion_latencies, challenger_latencies, policy, alpha, latency_basis),
               _accuracy(champion, challenger, policy, alpha)]
     failed = tuple(c.name for c in checks if not c.passed)
     if failed:
