@@ -4,7 +4,9 @@ pynamodb's online store among them, find moto there), and its API on a free port
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,3 +41,27 @@ def api_server(cloud: LocalCloud) -> Iterator[ApiServer]:
     """The stack's API over HTTP on 127.0.0.1, a free port."""
     with ApiServer(cloud.runtime, cloud.stack, cloud.api_keys, port=0, quiet=True) as server:
         yield server
+
+
+class FunctionLogs:
+    """A LocalCloud ``log_sink`` keeping every function's log lines, for tests that check what
+    a function logged: its EMF metric documents, or whether it ran at all (a START line)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, function_id: str, line: str) -> None:
+        with self.lock:
+            self.lines.append((function_id, line))
+
+    def emf(self, function_id: str) -> list[dict]:
+        """``function_id``'s EMF documents (the metric lines Powertools prints), in order."""
+        with self.lock:
+            lines = [line for fid, line in self.lines if fid == function_id and line.startswith('{"_aws"')]
+        return [json.loads(line) for line in lines]
+
+    def starts(self, function_id: str) -> int:
+        """How many invocations of ``function_id`` started."""
+        with self.lock:
+            return sum(1 for fid, line in self.lines if fid == function_id and line.startswith("START "))

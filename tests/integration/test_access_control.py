@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
-from stack_env import api_server, product_cloud
+from stack_env import FunctionLogs, api_server, product_cloud
 
 KEY = "access-caller-key-0123456789"
 ADMIN = "access-admin-key-0123456789"
@@ -44,29 +43,13 @@ ADMIN_ROUTES = [
 ]
 
 
-class Logs:
-    """The functions' log lines: a function that ran logged a START line."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, function_id: str, line: str) -> None:
-        with self.lock:
-            self.lines.append((function_id, line))
-
-    def starts(self, function_id: str) -> int:
-        with self.lock:
-            return sum(1 for fid, line in self.lines if fid == function_id and line.startswith("START "))
+@pytest.fixture(scope="module")
+def logs() -> FunctionLogs:
+    return FunctionLogs()
 
 
 @pytest.fixture(scope="module")
-def logs() -> Logs:
-    return Logs()
-
-
-@pytest.fixture(scope="module")
-def cloud(logs: Logs) -> Iterator[LocalCloud]:
+def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, log_sink=logs) as c:
         yield c
 

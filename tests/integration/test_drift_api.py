@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from yield_models import START, STORED, device_row, fails, training_event
-from stack_env import api_server, product_cloud
+from stack_env import FunctionLogs, api_server, product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -32,28 +31,13 @@ ADMIN = "drift-admin-key-0123456789"
 FEATURES = ["vdd", "idd", "leakage_na", "fmax_mhz", "p000", "vdd_idd_ratio", "vdd_margin"]
 
 
-class Logs:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, function_id: str, line: str) -> None:
-        with self.lock:
-            self.lines.append((function_id, line))
-
-    def emf(self, function_id: str) -> list[dict]:
-        with self.lock:
-            lines = [line for fid, line in self.lines if fid == function_id and line.startswith('{"_aws"')]
-        return [json.loads(line) for line in lines]
+@pytest.fixture(scope="module")
+def logs() -> FunctionLogs:
+    return FunctionLogs()
 
 
 @pytest.fixture(scope="module")
-def logs() -> Logs:
-    return Logs()
-
-
-@pytest.fixture(scope="module")
-def cloud(logs: Logs) -> Iterator[LocalCloud]:
+def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
     overrides = {"InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0", "MODEL_RETRY_SECONDS": "0"},
                  # labels in this test come at once: feed every labelled prediction to the detectors
                  "DriftCheckFunction": {"LABEL_DELAY_HOURS": "0"}}

@@ -14,13 +14,12 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from stack_env import api_server, product_cloud
+from stack_env import FunctionLogs, api_server, product_cloud
 from yield_models import device_row, explicit_features, iso, training_event
 
 from localcloud.apigw import ApiServer
@@ -31,30 +30,13 @@ KEY = "failure-test-key-0123456789"
 ADMIN = "failure-admin-key-0123456789"
 
 
-class Logs:
-    """The inference function's log lines (its EMF documents among them)."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, function_id: str, line: str) -> None:
-        if function_id == "InferenceFunction":
-            with self.lock:
-                self.lines.append(line)
-
-    def emf(self) -> list[dict]:
-        with self.lock:
-            return [json.loads(line) for line in self.lines if line.startswith('{"_aws"')]
+@pytest.fixture(scope="module")
+def logs() -> FunctionLogs:
+    return FunctionLogs()
 
 
 @pytest.fixture(scope="module")
-def logs() -> Logs:
-    return Logs()
-
-
-@pytest.fixture(scope="module")
-def cloud(logs: Logs) -> Iterator[LocalCloud]:
+def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
     overrides = {"InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0", "AUDIT_PREDICTION_SAMPLE_RATE": "0"}}
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides, log_sink=logs,
                        max_concurrency=2) as c:
@@ -218,7 +200,7 @@ def test_a_tampered_challenger_artifact_is_refused_the_champion_answers_and_an_a
     assert rejected and rejected[0]["actor"] == "inference"
     assert rejected[0]["details"]["error"]["type"] == "ArtifactIntegrityError"
     assert "sha256" in rejected[0]["details"]["error"]["message"]
-    metrics = [d for d in logs.emf() if "ArtifactRejected" in d and d.get("version") == str(v2["version"])]
+    metrics = [d for d in logs.emf("InferenceFunction") if "ArtifactRejected" in d and d.get("version") == str(v2["version"])]
     assert metrics and all(d["ArtifactRejected"] == [1.0] and d["model"] == "yield" for d in metrics)
     # a failed load is alerted once, not once per refused request
     assert len(rejected) <= 2 and len(metrics) == len(rejected)  # at most one per warm environment

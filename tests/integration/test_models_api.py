@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from yield_models import explicit_features, training_event
-from stack_env import api_server, product_cloud
+from stack_env import FunctionLogs, api_server, product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -30,28 +30,13 @@ KEY = "models-test-key-0123456789"
 ADMIN = "models-admin-key-0123456789"
 
 
-class Logs:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, function_id: str, line: str) -> None:
-        with self.lock:
-            self.lines.append((function_id, line))
-
-    def emf(self, function_id: str) -> list[dict]:
-        with self.lock:
-            lines = [line for fid, line in self.lines if fid == function_id and line.startswith('{"_aws"')]
-        return [json.loads(line) for line in lines]
+@pytest.fixture(scope="module")
+def logs() -> FunctionLogs:
+    return FunctionLogs()
 
 
 @pytest.fixture(scope="module")
-def logs() -> Logs:
-    return Logs()
-
-
-@pytest.fixture(scope="module")
-def cloud(logs: Logs) -> Iterator[LocalCloud]:
+def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
     overrides = {"InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0", "MODEL_RETRY_SECONDS": "0"}}
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides, log_sink=logs) as c:
         yield c
