@@ -56,6 +56,7 @@ def _online_store() -> Any:
 
 
 experiments = ExperimentStore(os.environ["EXPERIMENTS_TABLE"], dynamodb=_dynamodb)  # running experiments, exposures
+audit_store = AuditStore(os.environ["AUDIT_TABLE"], dynamodb=_dynamodb)
 predictor = Predictor(
     RegistryStore(os.environ["REGISTRY_TABLE"], os.environ["ARTIFACTS_BUCKET"], dynamodb=_dynamodb),
     DeploymentStore(os.environ["DEPLOYMENTS_TABLE"], dynamodb=_dynamodb),
@@ -67,11 +68,11 @@ predictor = Predictor(
     experiments=experiments,
     experiment_cache_s=float(os.environ.get("EXPERIMENT_CACHE_SECONDS", "1")),
     # a refused artifact (sha256 mismatch, missing) raises an alert: metric + audit record
-    on_load_failure=artifact_alert(AuditStore(os.environ["AUDIT_TABLE"], dynamodb=_dynamodb), logger),
+    on_load_failure=artifact_alert(audit_store, logger),
 )
 prediction_log = PredictionLog(os.environ["PREDICTIONS_TABLE"], dynamodb=_dynamodb)
 # AUDIT_PREDICTION_SAMPLE_RATE of the predictions go to the audit trail (best effort, never changes an answer).
-prediction_audit = PredictionAudit(AuditStore(os.environ["AUDIT_TABLE"], dynamodb=_dynamodb), rate_from_env(), logger)
+prediction_audit = PredictionAudit(audit_store, rate_from_env(), logger)
 idempotency = IdempotentRequests()  # Powertools idempotency loads on the first request with the header
 ROUTES = {("POST", "/predict"): parse_predict, ("POST", "/predict/batch"): parse_batch}
 

@@ -4,6 +4,7 @@ pynamodb's online store among them, find moto there), and its API on a free port
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -65,3 +66,27 @@ class FunctionLogs:
         """How many invocations of ``function_id`` started."""
         with self.lock:
             return sum(1 for fid, line in self.lines if fid == function_id and line.startswith("START "))
+
+
+def http_json(api: ApiServer, method: str, path: str, body: Any = None, *, key: str,
+              headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    """One request to the stack's API: (status, headers with lower-case names, parsed JSON body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=120)
+    try:
+        sent = {"Content-Type": "application/json", "x-api-key": key, **(headers or {})}
+        conn.request(method, path, body=None if body is None else json.dumps(body).encode(), headers=sent)
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+def train_champion(cloud: LocalCloud, api: ApiServer, admin_key: str, event: Mapping[str, Any]) -> dict:
+    """TrainFunction on ``event`` (the new version is 1 on an empty stack), then ``champion`` moved
+    to version 1 through the admin API; TrainFunction's answer."""
+    trained = cloud.runtime.invoke("TrainFunction", json.dumps(event))
+    assert trained.function_error is None, trained.payload[:2000]
+    moved = http_json(api, "POST", "/models/yield/aliases/champion", {"version": 1}, key=admin_key)
+    assert moved[0] == 200, moved
+    return trained.json()

@@ -11,7 +11,6 @@ holds nothing of the refused request, and that once the fault is gone the same r
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from stack_env import FunctionLogs, api_server, product_cloud
+from stack_env import FunctionLogs, api_server, http_json, product_cloud, train_champion
 from yield_models import device_row, explicit_features, iso, training_event
 
 from localcloud.apigw import ApiServer
@@ -51,10 +50,7 @@ def api(cloud: LocalCloud) -> Iterator[ApiServer]:
 
 @pytest.fixture(scope="module")
 def champion(cloud: LocalCloud, api: ApiServer) -> dict:
-    trained = cloud.runtime.invoke("TrainFunction", json.dumps(training_event(seed=0, n_estimators=8)))
-    assert trained.function_error is None, trained.payload[:2000]
-    assert call(api, "POST", "/models/yield/aliases/champion", {"version": 1}, key=ADMIN)[0] == 200
-    return trained.json()
+    return train_champion(cloud, api, ADMIN, training_event(seed=0, n_estimators=8))
 
 
 @pytest.fixture()
@@ -65,15 +61,7 @@ def faults(cloud: LocalCloud) -> Iterator[Any]:
 
 def call(api: ApiServer, method: str, path: str, body: Any = None, *, key: str = KEY,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=120)
-    try:
-        sent = {"Content-Type": "application/json", "x-api-key": key, **(headers or {})}
-        conn.request(method, path, body=None if body is None else json.dumps(body).encode(), headers=sent)
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(raw) if raw else None
-    finally:
-        conn.close()
+    return http_json(api, method, path, body, key=key, headers=headers)
 
 
 def table(cloud: LocalCloud, logical_id: str) -> str:

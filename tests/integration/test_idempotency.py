@@ -12,14 +12,13 @@ with another body is a 422 that changes nothing.
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from stack_env import api_server, product_cloud
+from stack_env import api_server, http_json, product_cloud, train_champion
 from yield_models import explicit_features, training_event
 
 from localcloud.apigw import ApiServer
@@ -46,26 +45,13 @@ def api(cloud: LocalCloud) -> Iterator[ApiServer]:
 
 @pytest.fixture(scope="module")
 def champion(cloud: LocalCloud, api: ApiServer) -> dict:
-    trained = cloud.runtime.invoke("TrainFunction", json.dumps(training_event(seed=0, n_estimators=8)))
-    assert trained.function_error is None, trained.payload[:2000]
-    moved = call(api, "POST", "/models/yield/aliases/champion", {"version": 1}, key=ADMIN)
-    assert moved[0] == 200, moved
-    return trained.json()
+    return train_champion(cloud, api, ADMIN, training_event(seed=0, n_estimators=8))
 
 
 def call(api: ApiServer, method: str, path: str, body: Any = None, *, key: str = KEY,
          idempotency_key: str | None = None) -> tuple[int, dict[str, str], Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=120)
-    try:
-        headers = {"Content-Type": "application/json", "x-api-key": key}
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
-        conn.request(method, path, body=None if body is None else json.dumps(body).encode(), headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(raw) if raw else None
-    finally:
-        conn.close()
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+    return http_json(api, method, path, body, key=key, headers=headers)
 
 
 def concurrently(api: ApiServer, method: str, path: str, body: Any, idempotency_key: str, *,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.models.card import card_markdown
+from mlops.models.card import card_markdown, table_cell
 
 ROLLOUT_PREFIXES = ("rollout.", "deployment.", "canary.", "retraining.")
 APPROVAL_ACTIONS = ("approval.set", "alias.moved", "alias.removed", "registry.version_registered")
@@ -68,15 +68,9 @@ class ReportInputs:
 
 # ------------------------------------------------------------------ formatting
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
     if isinstance(value, (dict, list)):
         value = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return table_cell(value, ".4g")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:

@@ -143,19 +143,21 @@ def card_json(card: Mapping[str, Any]) -> str:
     return json.dumps(card, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def _fmt(value: Any) -> str:
+def table_cell(value: Any, float_format: str = ".4f") -> str:
+    """``value`` as one Markdown table cell: ``n/a`` for None, yes/no, floats to ``float_format``,
+    pipes escaped and newlines flattened."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return format(value, float_format)
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows]
     return lines
 
 
@@ -168,14 +170,14 @@ def _render_value(key: str, value: Any) -> list[str]:
         columns = sorted({k for v in value for k in v})
         return ["", f"**{key}**", "", *_table(columns, [[v.get(c) for c in columns] for v in value]), ""]
     if isinstance(value, Mapping):
-        return ["", f"**{key}**", "", *[f"- {k}: {_fmt(v)}" for k, v in sorted(value.items())], ""]
-    return [f"- {key}: {_fmt(value)}"]
+        return ["", f"**{key}**", "", *[f"- {k}: {table_cell(v)}" for k, v in sorted(value.items())], ""]
+    return [f"- {key}: {table_cell(value)}"]
 
 
 def _fairness_lines(summary: Mapping[str, Any]) -> list[str]:
     """A `mlops.governance.fairness` summary: per attribute, its groups and the verdicts."""
     lines = [f"A row is selected when it is {summary.get('selection', 'predicted positive')}; threshold "
-             f"{_fmt(summary.get('threshold'))}, {_fmt(summary.get('rows'))} validation rows. Definitions as "
+             f"{table_cell(summary.get('threshold'))}, {table_cell(summary.get('rows'))} validation rows. Definitions as "
              "fairlearn's (between groups, worst case); disparate impact: a group's selection rate over the "
              "highest one, the four-fifths rule passes at 0.8 or more.", ""]
     for column, audit in sorted(summary["attributes"].items()):
@@ -188,12 +190,12 @@ def _fairness_lines(summary: Mapping[str, Any]) -> list[str]:
                     [[g["value"], g["n"], g["positives"], g["selected"], g["selection_rate"], g["tpr"], g["fpr"],
                       g["disparate_impact"]] for g in audit["groups"]]),
             "",
-            f"- Demographic parity difference {_fmt(audit['demographic_parity_difference'])}, "
-            f"ratio {_fmt(audit['demographic_parity_ratio'])}",
-            f"- Equalized odds difference {_fmt(audit['equalized_odds_difference'])}, "
-            f"ratio {_fmt(audit['equalized_odds_ratio'])}",
-            f"- Disparate impact {_fmt(di.get('ratio'))} ({_fmt(di.get('lowest_group'))} vs "
-            f"{_fmt(di.get('highest_group'))}): the four-fifths rule {verdict}",
+            f"- Demographic parity difference {table_cell(audit['demographic_parity_difference'])}, "
+            f"ratio {table_cell(audit['demographic_parity_ratio'])}",
+            f"- Equalized odds difference {table_cell(audit['equalized_odds_difference'])}, "
+            f"ratio {table_cell(audit['equalized_odds_ratio'])}",
+            f"- Disparate impact {table_cell(di.get('ratio'))} ({table_cell(di.get('lowest_group'))} vs "
+            f"{table_cell(di.get('highest_group'))}): the four-fifths rule {verdict}",
             *[f"- Undefined {k}: {v}" for k, v in sorted(audit.get("undefined", {}).items())],
             "",
         ]
@@ -208,7 +210,7 @@ def _importance_lines(importance: Mapping[str, Any]) -> list[str]:
     mean_abs = importance["mean_abs"]
     return [
         f"Mean |SHAP value| over {importance['rows']} validation rows ({method}, of the {importance['output']}; "
-        f"expected value {_fmt(importance['expected_value'])}).",
+        f"expected value {table_cell(importance['expected_value'])}).",
         "",
         *_table(["rank", "feature", "mean abs SHAP"],
                 [[i + 1, f, mean_abs[f]] for i, f in enumerate(importance["ranking"])]),
@@ -223,10 +225,10 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     d = card["data"]
     lines = [f"# Model card: {m['name']} version {m['version']}", ""]
     lines += [
-        f"- Algorithm: {_fmt(m['algorithm'])}",
-        f"- Artifact sha256: `{m['sha256']}` ({_fmt(m['artifact_bytes'])} bytes, ONNX)",
-        f"- Code version: {_fmt(m['code_version'])}",
-        f"- Created: {_fmt(m['created_at'])}",
+        f"- Algorithm: {table_cell(m['algorithm'])}",
+        f"- Artifact sha256: `{m['sha256']}` ({table_cell(m['artifact_bytes'])} bytes, ONNX)",
+        f"- Code version: {table_cell(m['code_version'])}",
+        f"- Created: {table_cell(m['created_at'])}",
         "",
         "## Intended use",
         "",
@@ -295,8 +297,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         "## Threshold",
         "",
         f"Policy: {t['policy']['kind']} ({t.get('description', '')}). Threshold {t['threshold']:.6g}: "
-        f"precision {_fmt(t['precision'])}, recall {_fmt(t['recall'])}, F1 {_fmt(t['f1'])}, "
-        f"predicted positive rate {_fmt(t['predicted_positive_rate'])}.",
+        f"precision {table_cell(t['precision'])}, recall {table_cell(t['recall'])}, F1 {table_cell(t['f1'])}, "
+        f"predicted positive rate {table_cell(t['predicted_positive_rate'])}.",
         "",
     ]
     if card["parity"]:
