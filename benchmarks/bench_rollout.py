@@ -52,7 +52,7 @@ SPEC = {"features": ["vdd", "idd", "leakage_na", "fmax_mhz", "p000", "vdd_idd_ra
         "slices": ["tester_id", "fab_site"], "config": {"n_estimators": 20, "seed": 0, "sensitive": ["fab_site"]}}
 STAGES = [1, 10, 50, 100]
 BAKE = 3600
-POLICY = {"min_samples": 5, "min_labelled": 5, "max_extensions": 100000, "baseline_seconds": 0,
+POLICY = {"min_samples": 5, "min_labelled": 5, "max_extensions": 100000, "baseline_seconds": 0, "baseline_rows": 1000,
           "settle_seconds": 2, "switch_seconds": 2}  # requests take < 2 s here
 
 

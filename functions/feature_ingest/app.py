@@ -7,6 +7,11 @@ header the request is applied once: a retry with the same key and body gets the 
 answer again, a retry while the first is still running gets 409, and the same key with
 another body gets 422 (`mlops.idempotent_routes`, shared by every POST route). Keys are scoped
 per API key (two callers may use the same key without seeing each other's answers).
+
+Without a key, resending is safe too: offline parts and daily statistics are named by the
+content hash of each day's rows (`mlops.features.offline_store`), so a retry after a 503 that
+came half-way (an earlier day stored, a later one throttled), or the same rows sent twice,
+leaves the stores as one successful request would (only ``rows_ingested`` counts requests).
 """
 
 from __future__ import annotations

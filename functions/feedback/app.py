@@ -5,10 +5,16 @@ entity's latest prediction at or before a time) and join the label with one cond
 (`mlops.models.prediction_log`). Idempotent by construction: the same label again answers 200
 with ``"duplicate": true``; a different label is a 409; an unknown prediction a 404.
 
-When the prediction was served under an experiment (its log item names it), the first label
-also records the prediction's outcomes in the experiment's totals and, for a bandit, its reward
-in the bandit state (`mlops.experiments.store`, conditional writes). A repeat records nothing,
-so retries never count twice.
+When the prediction was served under an experiment (its log item names it) and its outcome is
+not counted yet (no ``outcome_recorded_at`` on the item), the label - first or repeated - is
+followed by one transaction (`mlops.experiments.store.ExperimentStore.apply_feedback`): the
+outcomes added to the experiment's totals, for a bandit its reward in the bandit state, and the
+marker set on the prediction (`mlops.models.prediction_log.outcome_marker`), so the outcome
+counts exactly once, also under concurrent retries. ``"outcome_recorded"`` says whether this
+call counted it (``"experiment"`` then holds the outcomes, reward and bandit version). When that
+transaction is throttled or AWS is unreachable the answer is a 503 with Retry-After (the label
+may be stored already): the retry, a duplicate label, records the outcome. An experiment error
+(e.g. the bandit state kept changing) is answered with its status, and a retry records it too.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from mlops.experiments.errors import ExperimentError
 from mlops.experiments.store import ExperimentStore
 from mlops.idempotent_routes import IdempotentRequests
 from mlops.models.feedback import parse_feedback
-from mlops.models.prediction_log import LabelConflict, PredictionLog, PredictionNotFound
+from mlops.models.prediction_log import LabelConflict, PredictionLog, PredictionNotFound, outcome_marker
 from mlops.models.registry import iso_utc
 from mlops.rest_responses import answer_unavailable
+from mlops.unavailable import retry_after_headers
 
 logger = Logger()
 metrics = Metrics()
@@ -47,7 +54,9 @@ experiments = ExperimentStore(os.environ["EXPERIMENTS_TABLE"], dynamodb=log.dyna
 @app.exception_handler(ApiError)
 def _api_error(exc: ApiError) -> Response:
     metrics.add_metric(name="FeedbackRejected", unit=MetricUnit.Count, value=1)
-    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.body())
+    headers = retry_after_headers() if exc.status == 503 else None
+    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.body(),
+                    headers=headers)
 
 
 @app.post("/feedback", summary="The true label of a prediction",
@@ -63,8 +72,9 @@ def feedback(body: Annotated[FeedbackBody, Body()]) -> Response[dict]:
                                      f"no prediction for entity {req.entity_id!r} at or before {req.at}",
                                      "entity_id")
         request_id = found.request_id
+    now = iso_utc(datetime.now(timezone.utc))
     try:
-        joined, first = log.record_feedback(request_id, req.label, at=iso_utc(datetime.now(timezone.utc)), by=caller)
+        joined, first = log.record_feedback(request_id, req.label, at=now, by=caller)
     except PredictionNotFound as exc:
         raise ApiError.not_found("prediction_not_found", str(exc), "request_id") from None
     except LabelConflict as exc:
@@ -74,19 +84,24 @@ def feedback(body: Annotated[FeedbackBody, Body()]) -> Response[dict]:
     metrics.add_metric(name="Feedback", unit=MetricUnit.Count, value=1 if first else 0)
     metrics.add_metric(name="FeedbackCorrect", unit=MetricUnit.Count, value=int(joined.predicted_label == req.label))
     body = {"request_id": request_id, "label": req.label, "duplicate": not first,
-            "correct": joined.predicted_label == req.label, "prediction": joined.to_api()}
-    if first and joined.experiment_id is not None:
+            "correct": joined.predicted_label == req.label, "outcome_recorded": False, "prediction": joined.to_api()}
+    if joined.experiment_id is not None and joined.outcome_recorded_at is None:
         try:
-            body["experiment"] = experiments.apply_feedback(
+            outcome = experiments.apply_feedback(
                 joined.experiment_id, joined.experiment_variant or "", probability=joined.probability,
-                predicted_label=joined.predicted_label, label=req.label)
-            metrics.add_metric(name="ExperimentOutcomes", unit=MetricUnit.Count, value=1)
-        except ExperimentError as exc:  # the label is stored; the experiment misses this one outcome
+                predicted_label=joined.predicted_label, label=req.label,
+                marker=outcome_marker(log.table, request_id, req.label, at=now))
+        except ExperimentError as exc:  # the label is stored, the outcome not yet: a retry records it
             logger.error("experiment outcome not recorded", extra={"experiment_id": joined.experiment_id,
                                                                    "request_id": request_id, "error": str(exc)})
             metrics.add_metric(name="ExperimentOutcomeErrors", unit=MetricUnit.Count, value=1)
-            body["experiment"] = {"id": joined.experiment_id, "variant": joined.experiment_variant,
-                                  "error": str(exc)}
+            details = exc.to_dict()
+            raise ApiError(exc.status, str(details["error"]), f"the label is stored; the experiment outcome is not "
+                           f"recorded yet (retry to record it): {exc}", list(details["details"])) from None
+        if outcome is not None:
+            body["outcome_recorded"] = True
+            body["experiment"] = outcome
+            metrics.add_metric(name="ExperimentOutcomes", unit=MetricUnit.Count, value=1)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 

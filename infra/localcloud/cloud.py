@@ -14,6 +14,7 @@ requirements/dev.txt for that reason. Moto's state is process-global, so only on
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -61,9 +62,8 @@ def _serialize_dynamodb_writes() -> None:
             with _dynamodb_write_lock:
                 return __method(self, *args, **kwargs)
 
+        functools.update_wrapper(serialized, method)  # moto_speedups checks the signature behind it
         serialized._localcloud_serialized = True  # type: ignore[attr-defined]
-        serialized.__name__ = name
-        serialized.__doc__ = method.__doc__
         setattr(DynamoDBBackend, name, serialized)
 
 
@@ -217,9 +217,11 @@ class LocalCloud:
             self.runtime.close()
         sfn.uninstall(self)
         if self._server is not None:
-            self._server.shutdown()
+            if self._thread is not None:  # shutdown() waits for serve_forever, which a failed start never ran
+                self._server.shutdown()
             self._server.server_close()
             self._server = None
+            self._thread = None
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -37,6 +37,11 @@ def product_cloud(api_keys: Mapping[str, str], *, env_vars: Mapping[str, Mapping
                 os.environ["AWS_ENDPOINT_URL"] = saved
 
 
+def table(cloud: LocalCloud, logical_id: str) -> str:
+    """The physical name of one of the stack's tables."""
+    return cloud.stack.tables[logical_id].name
+
+
 @contextmanager
 def api_server(cloud: LocalCloud) -> Iterator[ApiServer]:
     """The stack's API over HTTP on 127.0.0.1, a free port."""

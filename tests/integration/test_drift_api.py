@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from yield_models import START, STORED, device_row, fails, training_event
-from stack_env import FunctionLogs, api_server, product_cloud
+from stack_env import FunctionLogs, api_server, product_cloud, table
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -72,10 +72,6 @@ def call(api: ApiServer, method: str, path: str, body: Any = None, *, key: str =
         return Answer(resp.status, resp.read())
     finally:
         conn.close()
-
-
-def table(cloud: LocalCloud, logical_id: str) -> str:
-    return cloud.stack.tables[logical_id].name
 
 
 def artifacts(cloud: LocalCloud) -> str:

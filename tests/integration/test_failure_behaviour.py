@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from stack_env import FunctionLogs, api_server, http_json, product_cloud, train_champion
+from stack_env import FunctionLogs, api_server, http_json, product_cloud, table, train_champion
 from yield_models import device_row, explicit_features, iso, training_event
 
 from localcloud.apigw import ApiServer
@@ -53,19 +53,9 @@ def champion(cloud: LocalCloud, api: ApiServer) -> dict:
     return train_champion(cloud, api, ADMIN, training_event(seed=0, n_estimators=8))
 
 
-@pytest.fixture()
-def faults(cloud: LocalCloud) -> Iterator[Any]:
-    yield cloud.aws_faults
-    cloud.aws_faults.clear()
-
-
 def call(api: ApiServer, method: str, path: str, body: Any = None, *, key: str = KEY,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
     return http_json(api, method, path, body, key=key, headers=headers)
-
-
-def table(cloud: LocalCloud, logical_id: str) -> str:
-    return cloud.stack.tables[logical_id].name
 
 
 def prediction_rows(cloud: LocalCloud, entity: str) -> list[dict]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from yield_models import explicit_features, training_event
-from stack_env import FunctionLogs, api_server, product_cloud
+from stack_env import FunctionLogs, api_server, product_cloud, table
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -73,10 +73,6 @@ def call(api: ApiServer, method: str, path: str, body: Any = None, *, raw: bytes
         return Answer(resp.status, resp.headers, resp.read())
     finally:
         conn.close()
-
-
-def table(cloud: LocalCloud, logical_id: str) -> str:
-    return cloud.stack.tables[logical_id].name
 
 
 def scan(cloud: LocalCloud, logical_id: str) -> list[dict]:

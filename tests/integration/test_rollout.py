@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from yield_models import START, STORED, device_row, fails, iso, training_event
-from stack_env import api_server, product_cloud
+from stack_env import api_server, product_cloud, table
 
 from localcloud import sfn
 from localcloud.apigw import ApiServer
@@ -83,10 +83,6 @@ def call(api: ApiServer, method: str, path: str, body: Any = None, key: str = AD
     finally:
         if own:
             conn.close()
-
-
-def table(cloud: LocalCloud, logical_id: str) -> str:
-    return cloud.stack.tables[logical_id].name
 
 
 def registry(cloud: LocalCloud):

@@ -143,6 +143,9 @@ class FeedbackAnswer(_Answer):
     label: int
     duplicate: bool
     correct: bool
+    outcome_recorded: bool = Field(description="this call counted the prediction's experiment outcome (then "
+                                               "`experiment` holds it); false when there is no experiment or it "
+                                               "was counted before")
 
 
 # ------------------------------------------------------------------------------- features

@@ -27,15 +27,19 @@ defined to measure - a new metric cannot be computed backwards (the prediction l
 holds ``experiment_id`` and ``experiment_variant`` on every item, still can).
 
 Exposures are counted by the inference function (one ``ADD`` per variant and request) and
-outcomes by the feedback function, once per prediction: the feedback join is idempotent and
-says whether this call set the label; only then are the outcome and the reward recorded, so a
-retried feedback never counts twice. (A crash between the label write and these updates loses
-that one outcome: at most once, never twice.)
+outcomes by the feedback function, exactly once per prediction: the outcome (``ADD`` on the
+totals), the bandit's reward (the versioned put below) and a marker on the prediction's log
+item (``outcome_recorded_at``, :func:`mlops.models.prediction_log.outcome_marker`, set only
+where it is absent and the label is the one measured) are one TransactWriteItems
+(:meth:`ExperimentStore.apply_feedback`). A transaction cancelled by the marker's condition
+means the outcome was counted already; one that is throttled or never reaches DynamoDB wrote
+nothing, so the client's retry of the feedback (a duplicate label) records it then.
 
 The bandit state changes by read-modify-write under optimistic concurrency: the new state is
-written with ``ConditionExpression: version = :old``; when another writer got there first, the
-state is read again and the (pure) update re-applied, so no reward is lost under concurrent
-feedback. Creating and stopping are transactions (record, lock and bandit state together).
+written with ``ConditionExpression: version = :old`` (:func:`bandit_put`); when another writer
+got there first, the state is read again and the (pure) update re-applied, so no reward is lost
+under concurrent feedback. Creating and stopping are transactions (record, lock and bandit state
+together).
 """
 
 from __future__ import annotations
@@ -104,6 +108,28 @@ def active_key(model: str) -> dict[str, Any]:
 def metric_attributes(metric: str) -> tuple[str, str, str]:
     """The attribute names of a metric's totals in a variant item: n, sum, sum of squares."""
     return f"n_{metric}", f"sum_{metric}", f"sumsq_{metric}"
+
+
+def totals_update(table: str, experiment_id: str, variant: str, values: Mapping[str, float]) -> dict[str, Any]:
+    """The UpdateItem parameters that add one prediction's outcome values (metric -> value) to
+    the variant's totals: ``feedback`` + 1 and, per metric, n + 1, the sum and the sum of squares."""
+    names: dict[str, str] = {"#f": "feedback"}
+    vals: dict[str, Any] = {":one": _n(1)}
+    parts = ["#f :one"]
+    for i, (metric, value) in enumerate(values.items()):
+        n, total, squares = metric_attributes(metric)
+        names.update({f"#n{i}": n, f"#s{i}": total, f"#q{i}": squares})
+        vals.update({f":v{i}": _n(float(value)), f":q{i}": _n(float(value) ** 2)})
+        parts.append(f"#n{i} :one, #s{i} :v{i}, #q{i} :q{i}")
+    return {"TableName": table, "Key": {"pk": _s(experiment_pk(experiment_id)), "sk": _s(VARIANT_PREFIX + variant)},
+            "UpdateExpression": "ADD " + ", ".join(parts), "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": vals}
+
+
+def bandit_put(table: str, item: Mapping[str, Any], old_version: int) -> dict[str, Any]:
+    """The PutItem parameters of a new bandit state ``item``, written only over ``old_version``."""
+    return {"TableName": table, "Item": dict(item), "ConditionExpression": "#v = :old",
+            "ExpressionAttributeNames": {"#v": "version"}, "ExpressionAttributeValues": {":old": _n(int(old_version))}}
 
 
 def _pause(attempt: int) -> None:
@@ -319,9 +345,8 @@ class ExperimentStore:
                 raise ExperimentError("experiment_id", f"experiment {experiment_id!r} has no bandit state")
             new = bandits.update_many(state, batch)
             try:
-                self.dynamodb.put_item(TableName=self.table, Item=self._bandit_item(experiment_id, new),
-                                       ConditionExpression="#v = :old", ExpressionAttributeNames={"#v": "version"},
-                                       ExpressionAttributeValues={":old": _n(int(state["version"]))})
+                item = self._bandit_item(experiment_id, new)
+                self.dynamodb.put_item(**bandit_put(self.table, item, state["version"]))
                 return new
             except ClientError as exc:
                 if _code(exc) != "ConditionalCheckFailedException":
@@ -339,20 +364,6 @@ class ExperimentStore:
                 Key={"pk": _s(experiment_pk(experiment_id)), "sk": _s(VARIANT_PREFIX + variant)},
                 UpdateExpression="ADD #e :c", ExpressionAttributeNames={"#e": "exposures"},
                 ExpressionAttributeValues={":c": _n(int(count))})
-
-    def record_outcome(self, experiment_id: str, variant: str, values: Mapping[str, float]) -> None:
-        """Add one prediction's outcome values (metric -> value) to the variant's totals, atomically."""
-        names: dict[str, str] = {"#f": "feedback"}
-        vals: dict[str, Any] = {":one": _n(1)}
-        parts = ["#f :one"]
-        for i, (metric, value) in enumerate(values.items()):
-            n, total, squares = metric_attributes(metric)
-            names.update({f"#n{i}": n, f"#s{i}": total, f"#q{i}": squares})
-            vals.update({f":v{i}": _n(float(value)), f":q{i}": _n(float(value) ** 2)})
-            parts.append(f"#n{i} :one, #s{i} :v{i}, #q{i} :q{i}")
-        self.dynamodb.update_item(
-            TableName=self.table, Key={"pk": _s(experiment_pk(experiment_id)), "sk": _s(VARIANT_PREFIX + variant)},
-            UpdateExpression="ADD " + ", ".join(parts), ExpressionAttributeNames=names, ExpressionAttributeValues=vals)
 
     def totals(self, definition: ExperimentDefinition) -> dict[str, Any]:
         """The analysis input (:func:`mlops.experiments.analysis.analyze`): exposures per
@@ -373,20 +384,48 @@ class ExperimentStore:
 
     # ------------------------------------------------------------------ feedback
     def apply_feedback(self, experiment_id: str, variant: str, *, probability: float, predicted_label: int,
-                       label: int) -> dict[str, Any]:
-        """Record one newly labelled prediction of the experiment: its outcomes, and the bandit's
-        reward. Call it only when the feedback set the label (not for a repeat)."""
+                       label: int, marker: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Record one labelled prediction of the experiment: its outcomes in the variant's totals
+        and, with a bandit, its reward in the bandit state, in one transaction together with
+        ``marker`` (a TransactWriteItems entry: the prediction's "outcome counted" update,
+        `mlops.models.prediction_log.outcome_marker`). Returns what was recorded, or None when
+        ``marker``'s condition failed (the outcome was counted already: nothing is written).
+
+        A bandit version conflict (or a transaction conflict) re-reads the state and tries again,
+        at most MAX_ATTEMPTS times (then ConcurrentUpdate, 503); throttling propagates (nothing
+        written)."""
         d = self.definition(experiment_id)
         kinds = {m.name: m.kind for m in d.metrics}
         values = outcomes.values(kinds, probability=probability, predicted_label=predicted_label, label=label)
-        self.record_outcome(experiment_id, variant, values)
         out: dict[str, Any] = {"id": experiment_id, "variant": variant, "outcomes": values}
         if d.bandit is not None:
             primary = d.primary_metric
-            reward = outcomes.reward(values[primary.name], primary.kind, primary.direction)
-            out["reward"] = reward
-            out["bandit_version"] = self.update_bandit(experiment_id, [(variant, reward)])["version"]
-        return out
+            out["reward"] = outcomes.reward(values[primary.name], primary.kind, primary.direction)
+        for attempt in range(MAX_ATTEMPTS):
+            items: list[dict[str, Any]] = [{"Update": totals_update(self.table, experiment_id, variant, values)}]
+            if d.bandit is not None:
+                state = self.bandit_state(experiment_id, consistent=True)
+                if state is None:
+                    raise ExperimentError("experiment_id", f"experiment {experiment_id!r} has no bandit state")
+                new = bandits.update_many(state, [(variant, out["reward"])])
+                items.append({"Put": bandit_put(self.table, self._bandit_item(experiment_id, new), state["version"])})
+                out["bandit_version"] = new["version"]
+            if marker is not None:
+                items.append(dict(marker))
+            try:
+                self.dynamodb.transact_write_items(TransactItems=items)
+                return out
+            except ClientError as exc:
+                if _code(exc) != "TransactionCanceledException":
+                    raise
+                codes = _cancellation_codes(exc)
+                if marker is not None and codes[-1:] == ["ConditionalCheckFailed"]:
+                    return None  # counted already (by an earlier or a concurrent call)
+                if not codes or not set(codes) <= {"None", "ConditionalCheckFailed", "TransactionConflict"}:
+                    raise  # e.g. throttled (mlops.unavailable answers 503)
+            _pause(attempt)
+        raise ConcurrentUpdate("experiment_id", f"the outcome of {experiment_id!r} could not be recorded: its "
+                               f"bandit state kept changing; gave up after {MAX_ATTEMPTS} attempts")
 
     # ------------------------------------------------------------------ helpers
     def _query(self, pk: str, prefix: str = "", *, consistent: bool = False) -> Iterator[dict[str, Any]]:

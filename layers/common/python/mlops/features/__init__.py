@@ -21,7 +21,7 @@ AWS adapters (thin):
 
 * :mod:`~mlops.features.online_store` - DynamoDB via pynamodb: latest values, conditional
   writes, read-time TTL, batched reads (the library API inference calls);
-* :mod:`~mlops.features.offline_store` - S3, append-only, Hive-partitioned JSON lines;
+* :mod:`~mlops.features.offline_store` - S3, Hive-partitioned, content-addressed JSON lines;
 * :mod:`~mlops.features.stats_store` - daily statistics in S3;
 * :mod:`~mlops.features.registry_store` - the versioned registry and view state in DynamoDB;
 * :mod:`~mlops.features.store` - the four together: ingest, materialize, training sets;

@@ -7,7 +7,9 @@ the view, row counts, the online write's counts and every rejected row with its 
 errors (row numbers count data rows from 0, as the API does). A file that cannot be read at
 all (unknown view, unsupported type, not UTF-8) gets a report with the error and stores
 nothing. A file that is gone by the time the event arrives is skipped (S3 events can arrive
-late or twice; the handler also makes each object version load once, see its docstring).
+late or twice; the handler also makes each object version load once, see its docstring). A
+load that failed half-way (a chunk or a day throttled) is retried whole: the chunks already
+stored are rewritten, not added, since offline parts and statistics are content-addressed.
 """
 
 from __future__ import annotations

@@ -1,14 +1,30 @@
-"""The offline store: every ingested row, append-only in S3 (DataBucket), Hive-partitioned by
-view and UTC day of ``event_timestamp``::
+"""The offline store: every ingested row in S3 (DataBucket), Hive-partitioned by view and UTC
+day of ``event_timestamp``::
 
-    features/view=<view>/date=YYYY-MM-DD/part-<ingested_at_us:016d>-<random>.jsonl
+    features/view=<view>/date=YYYY-MM-DD/part-<sha256>.jsonl
 
 Each part is JSON lines, one row per line: the join keys, ``event_timestamp`` (int epoch
-microseconds, UTC) and every feature of the view (null when missing). Parts are only ever
-added, never rewritten; their names sort in ingestion order, which is the input order the
-point-in-time join uses to break ties between rows of equal time (the last one wins, as in
-the online store). Object metadata records the view's content hash (``view-version``), the
-row count and the source (API request or loaded file).
+microseconds, UTC) and every feature of the view (null when missing). Object metadata records
+when the part was written (``ingested-at``, epoch microseconds), the view's content hash
+(``view-version``), the row count and the source (API request or loaded file).
+
+**Parts are content-addressed, so writing is idempotent.** A batch is split into one part per
+UTC day, and a part's name is the sha256 of its canonical content (:func:`part_digest`: the
+view, the day and the JSON-lines body, rows in the order they were sent). Writing the same
+rows again - a client's retry after a request failed half-way (an earlier day stored, a later
+day throttled), a redelivered file, or simply the same request sent twice - rewrites the same
+objects instead of adding rows: the store then holds exactly what one successful write would
+have left. This is the contract: the same content is the same data, stored once. A batch whose
+rows differ in any way (a value, a time, an entity, their order, a row more or less) is
+different content and gets its own part.
+
+**Read order and ties.** :meth:`OfflineStore.read_rows` returns the parts of a day in the order
+they were ingested (``ingested-at``, then the key), rows of a part in their stored order: the
+input order the point-in-time join uses to break ties between rows of equal entity and time
+(the last one wins, as in the online store). A rewrite of the same content stamps the part
+again, so it counts as ingested last - exactly like the online store, whose conditional write
+lets a replay of an equal time land. Parts written before content addressing
+(``part-<ingested_at_us:016d>-<random>.jsonl``, no ``ingested-at``) take their time from the name.
 
 Reading it elsewhere: pandas ``pd.read_json(path, lines=True)`` then
 ``pd.to_datetime(df.event_timestamp, unit="us", utc=True)``; Athena: a JSON SerDe table
@@ -20,10 +36,12 @@ with ``PARTITIONED BY (view string, date string)`` and ``from_unixtime(event_tim
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -36,6 +54,8 @@ from mlops.features.timestamps import as_micros, micros_of
 
 _DAY_US = 86_400_000_000
 PREFIX = "features"
+INGESTED_AT = "ingested-at"  # object metadata: when the part was (last) written, epoch microseconds
+_LEGACY_NAME = re.compile(r"/part-(\d{16})-[0-9a-f]+\.jsonl$")  # part-<ingested_at_us>-<random>.jsonl
 
 
 def day_of(micros: int) -> str:
@@ -52,6 +72,43 @@ def partition_prefix(view: str, day: str | None = None, prefix: str = PREFIX) ->
 def row_columns(view: FeatureView) -> list[str]:
     """The column order of a stored row: join keys, event time, features in schema order."""
     return [*view.join_keys, EVENT_TIMESTAMP, *view.feature_names]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One UTC day of a written batch: its key, day, row count and content hash."""
+
+    key: str
+    day: str
+    rows: int
+    digest: str
+
+
+def part_body(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """The canonical JSON-lines body of rows: :func:`row_columns` in order, compact JSON."""
+    columns = row_columns(view)
+    return "".join(
+        json.dumps({c: r.get(c) for c in columns}, separators=(",", ":"), allow_nan=False) + "\n" for r in rows
+    ).encode()
+
+
+def part_digest(view: str, day: str, body: bytes) -> str:
+    """The sha256 (hex) of a part's content: view name, day and body. It names the part."""
+    return hashlib.sha256(f"{view}\n{day}\n".encode() + body).hexdigest()
+
+
+def part_key(view: str, day: str, digest: str, prefix: str = PREFIX) -> str:
+    """``features/view=<view>/date=<day>/part-<digest>.jsonl``."""
+    return f"{partition_prefix(view, day, prefix)}part-{digest}.jsonl"
+
+
+def ingested_us(key: str, metadata: Mapping[str, str]) -> int:
+    """When a part was written: its ``ingested-at`` metadata, else the time in a legacy part
+    name, else 0 (read first)."""
+    if INGESTED_AT in metadata:
+        return int(metadata[INGESTED_AT])
+    legacy = _LEGACY_NAME.search(key)
+    return int(legacy.group(1)) if legacy else 0
 
 
 def rows_to_columns(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -79,7 +136,7 @@ def rows_to_columns(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> dic
 
 
 class OfflineStore:
-    """Append-only Hive-partitioned JSON lines of every view's rows in an S3 bucket."""
+    """Hive-partitioned, content-addressed JSON-lines parts of every view's rows in an S3 bucket."""
 
     def __init__(self, bucket: str, *, client: Any = None, prefix: str = PREFIX) -> None:
         self.bucket = bucket
@@ -100,36 +157,33 @@ class OfflineStore:
         ingested_at: datetime | int,
         version: str | None = None,
         source: str | None = None,
-    ) -> list[str]:
-        """Append validated rows (event time in epoch microseconds) as one new part per UTC day;
-        returns the keys written, in day order."""
+    ) -> list[Part]:
+        """Store validated rows (event time in epoch microseconds) as one content-addressed part
+        per UTC day (see the module docstring: the same rows written again rewrite the same
+        objects); returns the parts, in day order."""
         by_day: dict[str, list[Mapping[str, Any]]] = {}
         for row in rows:
             by_day.setdefault(day_of(int(row[EVENT_TIMESTAMP])), []).append(row)
-        stamp = f"{as_micros(ingested_at):016d}"
-        columns = row_columns(view)
-        keys = []
+        stamp = str(as_micros(ingested_at))
+        parts = []
         for day in sorted(by_day):
-            part = by_day[day]
-            body = "".join(
-                json.dumps({c: r.get(c) for c in columns}, separators=(",", ":"), allow_nan=False) + "\n"
-                for r in part
-            )
-            key = f"{partition_prefix(view.name, day, self.prefix)}part-{stamp}-{uuid.uuid4().hex[:12]}.jsonl"
-            metadata = {"rows": str(len(part))}
+            body = part_body(view, by_day[day])
+            digest = part_digest(view.name, day, body)
+            part = Part(part_key(view.name, day, digest, self.prefix), day, len(by_day[day]), digest)
+            metadata = {"rows": str(part.rows), INGESTED_AT: stamp}
             if version:
                 metadata["view-version"] = version
             if source:
                 metadata["source"] = source.encode("ascii", "replace").decode()[:512]
-            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(),
+            self._s3.put_object(Bucket=self.bucket, Key=part.key, Body=body,
                                 ContentType="application/x-ndjson", Metadata=metadata)
-            keys.append(key)
-        return keys
+            parts.append(part)
+        return parts
 
     # -- reading ------------------------------------------------------------------------------
     def keys(self, view: str, start: datetime | int | None = None, end: datetime | int | None = None) -> list[str]:
         """The part keys of ``view`` whose day may hold rows in ``[start, end)`` (None: unbounded),
-        in partition then ingestion order."""
+        in partition then name order (:meth:`read_rows` orders a day's parts by ingestion)."""
         base = partition_prefix(view, None, self.prefix)
         first = day_of(as_micros(start)) if start is not None else None
         last = day_of(as_micros(end) - 1) if end is not None else None
@@ -147,26 +201,27 @@ class OfflineStore:
                     keys.append(key)
         return keys
 
-    def _rows_of(self, key: str) -> Iterator[dict[str, Any]]:
-        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        for line in body.splitlines():
-            if line.strip():
-                yield json.loads(line)
+    def _part(self, key: str) -> tuple[int, list[dict[str, Any]]]:
+        """A part's ingestion time and rows."""
+        obj = self._s3.get_object(Bucket=self.bucket, Key=key)
+        rows = [json.loads(line) for line in obj["Body"].read().splitlines() if line.strip()]
+        return ingested_us(key, obj.get("Metadata") or {}), rows
 
     def read_rows(self, view: FeatureView | str, start: datetime | int | None = None,
                   end: datetime | int | None = None) -> list[dict[str, Any]]:
-        """Rows with ``start <= event_timestamp < end`` (None: unbounded), in ingestion order
-        within each day."""
+        """Rows with ``start <= event_timestamp < end`` (None: unbounded), day by day, each day's
+        parts in ingestion order (``ingested-at``, then key; see the module docstring)."""
         name = view if isinstance(view, str) else view.name
         lo = as_micros(start) if start is not None else None
         hi = as_micros(end) if end is not None else None
-        out = []
+        base = partition_prefix(name, None, self.prefix)
+        parts = []
         for key in self.keys(name, start, end):
-            for row in self._rows_of(key):
-                ts = row[EVENT_TIMESTAMP]
-                if (lo is None or ts >= lo) and (hi is None or ts < hi):
-                    out.append(row)
-        return out
+            stamp, rows = self._part(key)
+            parts.append((key[len(base):].split("/", 1)[0], stamp, key, rows))
+        parts.sort(key=lambda p: p[:3])
+        return [row for *_, rows in parts for row in rows
+                if (lo is None or row[EVENT_TIMESTAMP] >= lo) and (hi is None or row[EVENT_TIMESTAMP] < hi)]
 
     def read_columns(self, view: FeatureView, start: datetime | int | None = None,
                      end: datetime | int | None = None) -> dict[str, np.ndarray]:

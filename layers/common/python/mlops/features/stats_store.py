@@ -2,13 +2,20 @@
 
 Every ingested batch's statistics (:func:`mlops.features.stats.daily_stats`: counts, nulls,
 min, max, mean, std and a mergeable quantile sketch per feature) are written as one JSON
-object per day it touches, in the DataBucket::
+object per day it touches, in the DataBucket, named by the content hash of the offline part
+that holds the same rows (:func:`mlops.features.offline_store.part_digest`)::
 
-    stats/view=<view>/date=YYYY-MM-DD/batch-<ingested_at_us:016d>-<random>.json
+    stats/view=<view>/date=YYYY-MM-DD/batch-<part sha256>.json
 
-Objects are only added (concurrent ingests never race on a read-modify-write); a day's
-statistics are the merge of its batches (:meth:`StatsStore.daily`), and a drift baseline is
-the merge of a range of days (:meth:`StatsStore.baseline`). Merging is exact for counts,
+So statistics are idempotent per part, like the offline store: the same rows ingested again (a
+retry after a half-failed request, a duplicate request) rewrite the same object and are
+counted once. (Naming them by the statistics' own content would not do: two batches of
+different entities with equal values have equal statistics and must both count.) Objects
+written before this were named ``batch-<ingested_at_us:016d>-<random>.json``; they merge alike.
+
+Concurrent ingests never race on a read-modify-write; a day's statistics are the merge of its
+batches (:meth:`StatsStore.daily`), and a drift baseline is the merge of a range of days
+(:meth:`StatsStore.baseline`). Merging is exact for counts,
 min and max, exact to rounding for mean and variance, and within the sketch's error bound
 for quantiles (see :mod:`mlops.features.sketch`).
 """
@@ -17,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -46,14 +52,22 @@ class StatsStore:
     def _day_prefix(self, view: str, day: str) -> str:
         return f"{self.prefix}/view={view}/date={day}/"
 
-    def put(self, view: str, by_day: Mapping[str, ViewStats], *, ingested_at: datetime | int) -> list[str]:
-        """Store one batch's statistics (``{day: ViewStats}``); returns the keys written."""
-        stamp = f"{as_micros(ingested_at):016d}"
+    def put(self, view: str, by_day: Mapping[str, ViewStats], *, part_digests: Mapping[str, str],
+            ingested_at: datetime | int) -> list[str]:
+        """Store one batch's statistics (``{day: ViewStats}``), each day's object named by the
+        digest of the offline part holding that day's rows (``part_digests``: ``{day: sha256}``,
+        from :meth:`OfflineStore.write <mlops.features.offline_store.OfflineStore.write>`);
+        returns the keys written."""
+        missing = sorted(set(by_day) - set(part_digests))
+        if missing:
+            raise ValueError(f"no offline part digest for the days {missing}")
+        stamp = str(as_micros(ingested_at))
         keys = []
         for day in sorted(by_day):
-            key = f"{self._day_prefix(view, day)}batch-{stamp}-{uuid.uuid4().hex[:12]}.json"
+            key = f"{self._day_prefix(view, day)}batch-{part_digests[day]}.json"
             body = json.dumps(by_day[day].to_dict(), separators=(",", ":"), allow_nan=False)
-            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/json")
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/json",
+                                Metadata={"ingested-at": stamp})
             keys.append(key)
         return keys
 

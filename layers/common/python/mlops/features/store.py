@@ -2,11 +2,16 @@
 training sets, freshness and the registry listing, over the four stores.
 
 * :meth:`FeatureStore.ingest`: validate a batch against the view's schema; when any row is
-  accepted, append the accepted rows to the offline store, write the latest per entity to the
+  accepted, store the accepted rows in the offline store, write the latest per entity to the
   online store (conditional on being newer), store the batch's daily statistics and note the
-  newest event time. When nothing is accepted, nothing is written anywhere. The offline append
-  comes first: if a later step fails the request fails, and a retry appends the same rows again
-  (identical rows, which the point-in-time join and the online store's tie rule treat as one).
+  newest event time. When nothing is accepted, nothing is written anywhere. Every step is
+  idempotent, so a retry after a request failed half-way (say the second day's offline part
+  was throttled, the first one stored) leaves the stores exactly as one successful request
+  would have: offline parts and statistics objects are named by the content hash of the day's
+  rows (rewritten, not added: :mod:`mlops.features.offline_store`), and the online store's
+  conditional write lets an equal time land again with the same values. Only the registry's
+  ``rows_ingested`` counter counts each completed request (it is written last). The same rows
+  sent twice on purpose are the same data too: stored once.
 * :meth:`FeatureStore.materialize` copies offline rows with ``start <= event_timestamp < end``
   to the online store (the same conditional write: never over newer values);
   :meth:`FeatureStore.materialize_incremental` does it from each view's watermark (or
@@ -205,10 +210,11 @@ class FeatureStore:
         outcome.version = registered.version if registered else None
         digest = registered.content_hash if registered else None
         accepted = result.accepted
-        outcome.offline_parts = self.offline.write(view, accepted, ingested_at=now, version=digest, source=source)
+        parts = self.offline.write(view, accepted, ingested_at=now, version=digest, source=source)
+        outcome.offline_parts = [p.key for p in parts]
         outcome.online = self.online.write(view, accepted, now=now, version=digest)
         by_day = daily_stats(view, result.columns())
-        self.stats.put(view.name, by_day, ingested_at=now)
+        self.stats.put(view.name, by_day, part_digests={p.day: p.digest for p in parts}, ingested_at=now)
         outcome.stats_days = sorted(by_day)
         newest = max(int(r[EVENT_TIMESTAMP]) for r in accepted)
         self.registry.record_ingest(view.name, last_event=newest, rows=len(accepted), now=now)

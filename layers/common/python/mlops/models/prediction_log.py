@@ -25,10 +25,14 @@ One item per scored row, keyed by ``request_id`` (a batch row's id is ``<request
                        variant (`mlops.experiments`), when one did
 ``expires_at``         epoch seconds: DynamoDB TTL (``PREDICTION_TTL_DAYS``, default 90)
 ``label``, ``feedback_at``, ``feedback_by``  the ground truth, once feedback arrives
+``outcome_recorded_at`` when the experiment outcome of the labelled row was counted (rows
+                       served under an experiment; set in the experiment's own transaction)
 =====================  ===================================================================
 
 Feedback is one conditional UpdateItem: it lands when the prediction exists and has no label
 yet or already has the same label (so a retry is harmless); a different label is a conflict.
+For a row served under an experiment, :func:`outcome_marker` is the part of the outcome's
+transaction (`mlops.experiments.store.ExperimentStore.apply_feedback`) that makes it count once.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from mlops import aws
 BY_ENTITY = "by_entity"
 BY_MODEL_VERSION = "by_model_version"
 BATCH_WRITE_LIMIT = 25
+OUTCOME_MARKER = "outcome_recorded_at"
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class LoggedPrediction:
     feedback_at: str | None = None
     experiment_id: str | None = None
     experiment_variant: str | None = None
+    outcome_recorded_at: str | None = None  # when its experiment outcome was counted
 
     def to_api(self) -> dict[str, Any]:
         """JSON form."""
@@ -181,7 +187,20 @@ def _logged(item: Mapping[str, Any]) -> LoggedPrediction:
         feedback_at=item.get("feedback_at", {}).get("S"),
         experiment_id=item.get("experiment_id", {}).get("S"),
         experiment_variant=item.get("experiment_variant", {}).get("S"),
+        outcome_recorded_at=item.get(OUTCOME_MARKER, {}).get("S"),
     )
+
+
+def outcome_marker(table: str, request_id: str, label: int, *, at: str) -> dict[str, Any]:
+    """The TransactWriteItems entry that marks a labelled prediction's experiment outcome as
+    counted: it sets ``outcome_recorded_at`` only where it is absent and the stored label is
+    ``label``, so a transaction holding it commits at most once per prediction."""
+    return {"Update": {
+        "TableName": table, "Key": {"request_id": {"S": request_id}},
+        "UpdateExpression": "SET #m = :at",
+        "ConditionExpression": "attribute_not_exists(#m) AND label = :l",
+        "ExpressionAttributeNames": {"#m": OUTCOME_MARKER},
+        "ExpressionAttributeValues": {":at": {"S": at}, ":l": _num(int(label))}}}
 
 
 def row_of(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -237,18 +256,23 @@ class PredictionLog:
                 raise RuntimeError(f"{len(requests)} prediction log items still unprocessed after retries")
 
     def version_rows(self, model: str, version: int, start: str, end: str, *,
-                     attributes: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+                     attributes: Sequence[str] | None = None, newest_first: bool = False,
+                     page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Every logged row (`row_of`) of one model version with ``start <= ts < end`` (ISO-8601
-        UTC strings as the log writes them), oldest first: a Query on the ``by_model_version``
-        GSI, all pages. ``attributes`` limits what is read (a ProjectionExpression; the row's
-        other fields are then None). A GSI is eventually consistent: a row written a moment
-        ago may be missing."""
+        UTC strings as the log writes them), oldest first (or newest first): a Query on the
+        ``by_model_version`` GSI, page by page as the caller iterates (``page_size`` rows a
+        page, so a caller that stops early reads little). ``attributes`` limits what is read (a
+        ProjectionExpression; the row's other fields are then None). A GSI is eventually
+        consistent: a row written a moment ago may be missing."""
         kwargs: dict[str, Any] = {
             "TableName": self.table, "IndexName": BY_MODEL_VERSION,
             "KeyConditionExpression": "model_version = :mv AND ts BETWEEN :a AND :b",
             "ExpressionAttributeValues": {":mv": {"S": f"{model}#{int(version)}"}, ":a": {"S": start},
                                           ":b": {"S": end}},
+            "ScanIndexForward": not newest_first,
         }
+        if page_size is not None:
+            kwargs["Limit"] = page_size
         if attributes:
             names = sorted({"request_id", "ts", *attributes})
             kwargs["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(names)))

@@ -117,7 +117,7 @@ class CanaryRollout:
         read = {"attributes": GATE_ATTRIBUTES}
         since = iso_utc(datetime.fromisoformat(run["rollout_started_at"].replace("Z", "+00:00"))
                         - timedelta(seconds=policy.baseline_seconds))
-        champion_rows = [r for r in self.log.version_rows(model, run["champion"], since, end, **read)
+        champion_rows = [r for r in self._champion_rows(model, run["champion"], since, stage_start, end, policy)
                          if r["variant"] == "champion" and r["fallback_from"] is None]
         challenger_rows = [r for r in self.log.version_rows(model, run["challenger"], stage_start, end, **read)
                            if r["variant"] == "challenger"]
@@ -147,6 +147,20 @@ class CanaryRollout:
                                             "percent": run["percent"], **result.to_dict(),
                                             "stage_counts": stage_counts})
         return run
+
+    def _champion_rows(self, model: str, version: int, since: str, stage_start: str, end: str,
+                       policy: GatePolicy) -> list[dict[str, Any]]:
+        """The champion's rows in ``[since, end)``, oldest first: all of the current stage's
+        window (the sample-ratio counts and concurrent latencies need every one) and, before
+        it, only the latest up to ``policy.baseline_rows`` (the baseline rates)."""
+        rows: list[dict[str, Any]] = []
+        for row in self.log.version_rows(model, version, since, end, attributes=GATE_ATTRIBUTES,
+                                         newest_first=True, page_size=500):
+            if row["ts"] < stage_start and len(rows) >= policy.baseline_rows:
+                break
+            rows.append(row)
+        rows.reverse()
+        return rows
 
     @staticmethod
     def _champion_latencies(run: dict[str, Any], champion_rows: list[dict[str, Any]], stage_start: str,

@@ -3,7 +3,9 @@
 At each stage the rollout compares the challenger (rows routed to it during the stage) with the
 champion (rows it answered from ``baseline_seconds`` before the rollout began until now: a
 steadier baseline, and the only one at the 100% stage or with blue/green, where the champion
-takes no traffic during the rollout). Decisions rest on statistical tests, not raw point estimates; a check fails
+takes no traffic during the rollout; at most the latest ``baseline_rows`` (5000) of them
+beyond the current stage's window, which is always read whole, so an evaluation costs the
+same late in a long rollout as early on). Decisions rest on statistical tests, not raw point estimates; a check fails
 only when the effect is larger than its threshold AND the test finds it significant at
 ``alpha`` (one-sided, challenger worse):
 
@@ -74,6 +76,7 @@ class GatePolicy:
     max_extensions: int = 20
     require_labels: bool = False
     baseline_seconds: int = 3600
+    baseline_rows: int = 5000
     settle_seconds: float = 10.0
     switch_seconds: float = 15.0
 
@@ -84,7 +87,7 @@ class GatePolicy:
                 raise ValueError(f"{name}: must be a number in (0, 1)")
         if not (isinstance(self.max_latency_increase, (int, float)) and self.max_latency_increase > 0):
             raise ValueError("max_latency_increase: must be a positive number")
-        for name in ("min_samples", "min_labelled", "max_extensions"):
+        for name in ("min_samples", "min_labelled", "max_extensions", "baseline_rows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be a positive integer")
