@@ -48,8 +48,8 @@ WINDOW = {"start": iso(START), "end": iso(START.replace(year=START.year + 1))}
 SPEC = {"features": FEATURES, "slices": ["tester_id", "fab_site"],
         "config": {"n_estimators": 40, "seed": 0, "sensitive": ["fab_site"]}}
 # a demo's stages see few rows: 5 per variant per stage, as many re-bakes as traffic needs
-POLICY = {"min_samples": 5, "min_labelled": 20, "max_extensions": 100000, "baseline_seconds": 0,
-          "settle_seconds": 2, "switch_seconds": 2}  # requests take < 2 s here
+POLICY = {"min_samples": 5, "min_labelled": 20, "max_extensions": 100000, "baseline_seconds": 0, "baseline_rows": 300,
+          "settle_seconds": 0.5, "switch_seconds": 0.5}  # a batch request takes ~0.15 s here
 CANARY = {"stages": [1, 10, 50, 100], "bake_seconds": 3600, "policy": POLICY}
 # what the runs the drift check starts carry (the drift check function's RETRAINING_INPUT)
 RETRAINING_INPUT = {"window": WINDOW, "spec": {**SPEC, "config": {**SPEC["config"], "seed": 1}}, "canary": CANARY}

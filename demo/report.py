@@ -185,7 +185,7 @@ def plot_canary(summary: Mapping[str, Any]) -> bytes:
     labels, champion, challenger = [], [], []
     for name in ("canary_v2", "canary_v3"):
         for s in summary.get(name, {}).get("stages", []):
-            counts = s.get("stage_counts") or {}
+            counts = {k: v or 0 for k, v in (s.get("stage_counts") or {}).items()}  # None: not read
             total = (counts.get("champion", 0) + counts.get("challenger", 0)) or 1
             labels.append(f"{name[-2:]} {s['percent']:g}%\n{s.get('decision') or ''}")
             champion.append(100 * counts.get("champion", 0) / total)

@@ -40,6 +40,12 @@ function it replaces is still there with the parameters it expects):
 * ``moto.backends.list_of_moto_modules`` - listed moto's package directory (``os.listdir`` +
   ``isdir`` per entry) on every request, under the dispatcher's global lock; the listing of
   an installed package does not change, so it is computed once.
+* ``Table.query`` (+ ``Item.__deepcopy__``) - a Query deep-copies every item it matched, then
+  a projection (ProjectionExpression, or an INCLUDE / KEYS_ONLY index) rebuilds each one anyway;
+  for such queries the copy is skipped.
+* ``Table.all_items`` - every Query and Scan starts by sorting the whole table comparing
+  DynamoTypes (a Decimal per comparison for numbers): sort keys computed once per item; inside
+  a Query with string/binary hash key conditions the items that cannot match are dropped first.
 * ``Table.sorted_items`` - every index Query sorts all the items it matched (again for each
   page) comparing DynamoTypes, which re-derive a Decimal per comparison; the same order from
   sort keys computed once per item (moto's sort where key types are mixed or not scalar).
@@ -463,9 +469,10 @@ def _item_project(self: Any, projection_expressions: list[list[str]]) -> Any:
 
 
 def _item_project_fast(item: Any, projection_expressions: list[list[str]]) -> Any:
-    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
 
     attrs: dict[str, Any] = {}
+    unchanged = True  # every projected value is its own round trip: the DynamoTypes can be reused
     for expression in projection_expressions:
         if type(expression) is not list or len(expression) != 1:
             return None
@@ -475,14 +482,57 @@ def _item_project_fast(item: Any, projection_expressions: list[list[str]]) -> An
         value = item.attrs.get(name)
         if value is None or name in attrs:
             continue
+        if unchanged and _same_after_round_trip(value):
+            attrs[name] = value
+            continue
         try:
             regular = _round_trip(value)
         except Exception:  # noqa: BLE001 - whatever moto's own conversion would do, it does
             return None
         if regular is None:
             return None
+        unchanged = False
         attrs[name] = regular
-    return Item(hash_key=item.hash_key, range_key=item.range_key, attrs=attrs)
+    if not unchanged:
+        return Item(hash_key=item.hash_key, range_key=item.range_key,
+                    attrs={k: v.to_json() if type(v) is _dynamo_type() else v for k, v in attrs.items()})
+    # The values moto's round trip would rebuild unchanged: a projected item is only ever
+    # serialized into an answer, so it shares them (a part of a stored item cannot exceed the
+    # size limit the constructor checks). The one difference: an answer serialized while
+    # another request updates a nested map or list in place can see that update (the stack's
+    # own writes replace top-level attributes only).
+    projected = Item.__new__(Item)
+    projected.hash_key, projected.range_key = item.hash_key, item.range_key
+    projected.attrs = LimitedSizeDict()
+    for key, value in attrs.items():
+        dict.__setitem__(projected.attrs, key, value)
+    return projected
+
+
+def _same_after_round_trip(value: Any) -> bool:
+    """Whether `_round_trip` gives ``value`` back as it is (strings, booleans, NULL, numbers
+    already in DYNAMODB_CONTEXT's form, and maps/lists of those)."""
+    if type(value) is not _dynamo_type():
+        return False
+    kind, raw = value.type, value.value
+    if kind == "S":
+        return type(raw) is str
+    if kind == "N":
+        if type(raw) is not str:
+            return False
+        try:
+            return str(_dynamodb_context().create_decimal(raw)) == raw
+        except Exception:  # noqa: BLE001 - the round trip decides
+            return False
+    if kind == "BOOL":
+        return type(raw) is bool
+    if kind == "NULL":
+        return raw is True
+    if kind == "M":
+        return type(raw) is dict and all(type(k) is str and _same_after_round_trip(v) for k, v in raw.items())
+    if kind == "L":
+        return type(raw) is list and all(_same_after_round_trip(v) for v in raw)
+    return False
 
 
 def _round_trip(value: Any) -> dict[str, Any] | None:
@@ -550,6 +600,83 @@ def _sorted_items(self: Any, hash_key_attrs: list[str], range_key_attrs: list[st
     order = sorted(range(len(items)), key=keys.__getitem__)
     items[:] = [items[i] for i in order]
     return items
+
+
+_query = threading.local()  # .rebuilt: the running Table.query rebuilds every result it returns
+
+
+def _table_query(self: Any, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any,
+                 exclusive_start_key: Any, scan_index_forward: Any, projection_expressions: Any,
+                 index_name: Any = None, consistent_read: Any = False, filter_expression: Any = None,
+                 hash_key_conditions: Any = None, range_key_conditions: Any = None, **filter_kwargs: Any) -> Any:
+    """Table.query without its deep copy of the matched items when every result is rebuilt by a
+    projection anyway (a ProjectionExpression, or an index that projects INCLUDE / KEYS_ONLY):
+    the copy only protected stored items from the answer, and a projection's items are new
+    (their values are only read, then serialized). moto's own query does the rest."""
+    index = None
+    if index_name:
+        index = next((i for i in self.all_indexes() if i.name == index_name), None)
+    projection_type = (getattr(index, "projection", None) or {}).get("ProjectionType")
+    _query.rebuilt = bool(projection_expressions) or projection_type in ("INCLUDE", "KEYS_ONLY")
+    if index_name:  # moto keeps the items whose attributes equal every hash key condition
+        conditions = [(name, value) for name, value in hash_key_conditions or ()]
+    else:  # moto keeps the items whose hash key equals hash_key
+        conditions = [(None, hash_key)] if hash_key is not None else []
+    _query.match = conditions if conditions and all(
+        type(value) is _dynamo_type() and value.type in ("S", "B") and type(value.value) in (str, bytes)
+        for _, value in conditions) else None
+    try:
+        return _moto["table_query"](self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+                                    scan_index_forward, projection_expressions, index_name, consistent_read,
+                                    filter_expression, hash_key_conditions=hash_key_conditions,
+                                    range_key_conditions=range_key_conditions, **filter_kwargs)
+    finally:
+        _query.rebuilt = False
+        _query.match = None
+
+
+def _all_items(self: Any) -> list[Any]:
+    """Table.all_items (every Query starts from it): moto sorts the whole table comparing
+    DynamoTypes, which re-derive their cast value per comparison; here each item's sort key is
+    computed once (moto's sort where the key types are mixed). Inside a Query with string or
+    binary hash key conditions (see `_table_query`) only the items that can match are kept
+    before sorting: moto's own loop then checks them as before, and a stable sort of a subset
+    keeps the subset's order."""
+    items: list[Any] = []
+    for hash_set in self.items.values():
+        if self.range_key_attr:
+            items.extend(hash_set.values())
+        else:
+            items.append(hash_set)
+    match = getattr(_query, "match", None)
+    if match:
+        items = [item for item in items if all(_equal_key(item, name, value) for name, value in match)]
+    keys = []
+    shape: tuple[Any, ...] | None = None
+    for item in items:
+        parts = (item.hash_key, item.range_key) if item.range_key else (item.hash_key,)
+        kinds = tuple(getattr(p, "type", None) for p in parts)
+        if shape is None:
+            shape = kinds
+        if kinds != shape or any(kind not in ("S", "N", "B") for kind in kinds):
+            return _moto["all_items"](self)
+        keys.append(tuple(Decimal(p.value) if p.type == "N" else p.value for p in parts))
+    order = sorted(range(len(items)), key=keys.__getitem__)
+    return [items[i] for i in order]
+
+
+def _equal_key(item: Any, name: str | None, value: Any) -> bool:
+    """The item's attribute ``name`` (None: its hash key) equals ``value`` (an S or B DynamoType)."""
+    mine = item.hash_key if name is None else item.attrs.get(name)
+    return mine is not None and getattr(mine, "type", None) == value.type and mine.value == value.value
+
+
+def _item_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    """Item.__deepcopy__: the item itself inside a query whose results are all rebuilt (see
+    `_table_query`), moto's copy otherwise."""
+    if getattr(_query, "rebuilt", False):
+        return self
+    return _moto["item_deepcopy"](self, memo)
 
 
 #: The items each TransactWriteItems call may change, per table name, while moto takes its
@@ -769,6 +896,12 @@ def _targets() -> list[tuple[Any, str, Any, Any]]:
         (backends, "list_of_moto_modules", _list_of_moto_modules, backends.__dict__.get("list_of_moto_modules"), ()),
         (core_responses, "method_names_from_class", _method_names_from_class,
          core_responses.__dict__.get("method_names_from_class"), ("clazz",)),
+        (Table, "query", _table_query, Table.__dict__.get("query"),
+         ("self", "hash_key", "range_comparison", "range_objs", "limit", "exclusive_start_key", "scan_index_forward",
+          "projection_expressions", "index_name", "consistent_read", "filter_expression", "hash_key_conditions",
+          "range_key_conditions", "filter_kwargs")),
+        (Item, "__deepcopy__", _item_deepcopy, Item.__dict__.get("__deepcopy__"), ("self", "memo")),
+        (Table, "all_items", _all_items, Table.__dict__.get("all_items"), ("self",)),
         (Table, "sorted_items", _sorted_items, Table.__dict__.get("sorted_items"),
          ("self", "hash_key_attrs", "range_key_attrs", "items")),
         (DynamoDBBackend, "transact_write_items", _transact_write_items,
@@ -805,7 +938,8 @@ def install() -> None:
     for (owner, name, replacement, original), role in zip(
             targets, ("serialize_result", "item_init", "item_size", "item_project", "dynamo_type_size", "dynamo_to_dict",
                       "enrich_response", "list_of_moto_modules", "method_names_from_class",
-                      "sorted_items", "transact_write_items", "table_deepcopy")):
+                      "table_query", "item_deepcopy", "all_items", "sorted_items", "transact_write_items",
+                      "table_deepcopy")):
         _moto[role] = original
         _saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
         setattr(owner, name, replacement)

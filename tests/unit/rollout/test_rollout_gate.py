@@ -8,7 +8,7 @@ from scipy.stats import chisquare, mannwhitneyu
 from statsmodels.stats.proportion import proportions_ztest
 
 from mlops.monitoring.version_stats import summarize
-from mlops.rollout.gate import GatePolicy, evaluate_stage
+from mlops.rollout.gate import GatePolicy, evaluate_stage, short_of_samples
 
 POLICY = GatePolicy(min_samples=30, min_labelled=30)
 
@@ -36,6 +36,26 @@ def decide(champ_rows, chall_rows, percent=10.0, last=False, extensions=0, polic
                           last_stage=last, extensions=extensions, policy=policy,
                           champion_latencies=[r["latency_ms"] for r in champ_rows],
                           challenger_latencies=[r["latency_ms"] for r in chall_rows])
+
+
+def test_the_champion_is_not_needed_while_the_challenger_waits() -> None:
+    """The canary reads the champion only once the challenger has its samples (its rows are
+    the bulk of what an evaluation reads); short of them, the answer is the same without it."""
+    chall = summarize(rows(5))
+    assert short_of_samples(chall, POLICY) and not short_of_samples(summarize(rows(30)), POLICY)
+    labels = GatePolicy(min_samples=30, min_labelled=30, require_labels=True)
+    assert short_of_samples(summarize(rows(40, labelled=10)), labels)
+    assert not short_of_samples(summarize(rows(40, labelled=30)), labels)
+    common = {"challenger": chall, "stage_counts": {"champion": None, "challenger": 5}, "percent": 1.0,
+              "last_stage": False, "policy": POLICY}
+    waiting = evaluate_stage(champion=None, extensions=0, **common)
+    assert (waiting.decision, waiting.checks[0].note) == ("extend", "waiting for challenger")
+    assert waiting.decision == decide(rows(900), rows(5)).decision
+    late = evaluate_stage(champion=None, extensions=POLICY.max_extensions, **common)
+    assert (late.decision, late.reasons) == ("rollback", ("insufficient_data",))
+    with pytest.raises(ValueError, match="champion"):
+        evaluate_stage(champion=None, challenger=summarize(rows(40)), stage_counts={"champion": None,
+                       "challenger": 40}, percent=1.0, last_stage=False, extensions=0, policy=POLICY)
 
 
 def check(result, name):

@@ -11,7 +11,9 @@ Each method takes the run and returns it updated; the state machine only branche
   the champion's from ``baseline_seconds`` before the rollout began, for steadier error and
   accuracy rates), summarises them (`mlops.monitoring.version_stats.summarize`) and runs the gate
   (`mlops.rollout.gate.evaluate_stage`): the decision and its statistics go into the run's
-  ``history``. Latency is compared with the champion's rows of the same stage window only:
+  ``history`` (while the challenger is short of ``min_samples`` rows the answer is ``extend``
+  whatever the champion has, so the champion's rows are not read then: its ``champion`` and
+  ``stage_counts.champion`` are null). Latency is compared with the champion's rows of the same stage window only:
   it moves with load and time, so a champion baseline from earlier would read a busy moment as
   a regression. Where the champion has fewer than ``min_samples`` rows in the window (the 100%
   stage), latency was already judged in the earlier stages and is not judged again; a rollout
@@ -42,7 +44,7 @@ from mlops.models.registry import iso_utc, utc_now
 from mlops.models.registry_store import AliasNotFound, RegistryStore
 from mlops.models.routing import DEPLOYMENT_SK
 from mlops.monitoring.version_stats import summarize
-from mlops.rollout.gate import GatePolicy, evaluate_stage
+from mlops.rollout.gate import GatePolicy, evaluate_stage, short_of_samples
 
 Audit = Callable[[str, dict[str, Any]], None]
 #: What the gate reads of each logged row (not the inputs).
@@ -117,26 +119,33 @@ class CanaryRollout:
         read = {"attributes": GATE_ATTRIBUTES}
         since = iso_utc(datetime.fromisoformat(run["rollout_started_at"].replace("Z", "+00:00"))
                         - timedelta(seconds=policy.baseline_seconds))
-        champion_rows = [r for r in self._champion_rows(model, run["champion"], since, stage_start, end, policy)
-                         if r["variant"] == "champion" and r["fallback_from"] is None]
         challenger_rows = [r for r in self.log.version_rows(model, run["challenger"], stage_start, end, **read)
                            if r["variant"] == "challenger"]
-        stage_counts = {"champion": sum(r["ts"] >= stage_start for r in champion_rows),
-                        "challenger": len(challenger_rows)}
-        champion, challenger = summarize(champion_rows), summarize(challenger_rows)
-        champion_latencies, latency_basis = self._champion_latencies(run, champion_rows, stage_start, policy)
-        result = evaluate_stage(
-            champion=champion, challenger=challenger, stage_counts=stage_counts, percent=run["percent"],
-            last_stage=run["index"] == len(run["stages"]) - 1, extensions=run["extensions"],
-            policy=policy,
-            champion_latencies=champion_latencies,
-            challenger_latencies=[r["latency_ms"] for r in challenger_rows if r["latency_ms"] is not None],
-            stages=len(run["stages"]), latency_basis=latency_basis)
+        challenger = summarize(challenger_rows)
+        challenger_latencies = [r["latency_ms"] for r in challenger_rows if r["latency_ms"] is not None]
+        gate = {"percent": run["percent"], "last_stage": run["index"] == len(run["stages"]) - 1,
+                "extensions": run["extensions"], "policy": policy, "stages": len(run["stages"])}
+        if short_of_samples(challenger, policy):
+            # The answer is "extend" (or insufficient data) whatever the champion has: its rows,
+            # the bulk of what an evaluation reads, are not read while the challenger waits.
+            champion = None
+            stage_counts: dict[str, int | None] = {"champion": None, "challenger": len(challenger_rows)}
+            result = evaluate_stage(champion=None, challenger=challenger, stage_counts=stage_counts, **gate)
+        else:
+            champion_rows = [r for r in self._champion_rows(model, run["champion"], since, stage_start, end, policy)
+                             if r["variant"] == "champion" and r["fallback_from"] is None]
+            stage_counts = {"champion": sum(r["ts"] >= stage_start for r in champion_rows),
+                            "challenger": len(challenger_rows)}
+            champion = summarize(champion_rows)
+            champion_latencies, latency_basis = self._champion_latencies(run, champion_rows, stage_start, policy)
+            result = evaluate_stage(champion=champion, challenger=challenger, stage_counts=stage_counts,
+                                    champion_latencies=champion_latencies, challenger_latencies=challenger_latencies,
+                                    latency_basis=latency_basis, **gate)
         run["decision"], run["reasons"] = result.decision, list(result.reasons)
         stage = run["history"][-1]
         stage.update(decision=result.decision, reasons=list(result.reasons), extensions=run["extensions"],
                      evaluated_at=iso_utc(self.clock()), window_end=end, stage_counts=stage_counts,
-                     champion=champion.to_dict(), challenger=challenger.to_dict(),
+                     champion=None if champion is None else champion.to_dict(), challenger=challenger.to_dict(),
                      checks=[c.to_dict() for c in result.checks])
         if result.decision == "extend":
             run["extensions"] += 1

@@ -207,7 +207,14 @@ def _accuracy(champion: VersionStats, challenger: VersionStats, policy: GatePoli
                              challenger.accuracy, limit, alpha)
 
 
-def evaluate_stage(*, champion: VersionStats, challenger: VersionStats, stage_counts: Mapping[str, int],
+def short_of_samples(stats: VersionStats, policy: GatePolicy) -> bool:
+    """Whether a variant lacks the rows (``min_samples``) or, with ``require_labels``, the
+    labels (``min_labelled``) the gate needs before it tests anything."""
+    return stats.n < policy.min_samples or (policy.require_labels and stats.labelled < policy.min_labelled)
+
+
+def evaluate_stage(*, champion: VersionStats | None, challenger: VersionStats,
+                   stage_counts: Mapping[str, int | None],
                    percent: float, last_stage: bool, extensions: int, policy: GatePolicy,
                    champion_latencies: Sequence[float] = (), challenger_latencies: Sequence[float] = (),
                    stages: int = 1, latency_basis: str = "") -> GateResult:
@@ -216,12 +223,14 @@ def evaluate_stage(*, champion: VersionStats, challenger: VersionStats, stage_co
     in it; ``extensions`` how many extra bakes this stage has had already. The latency check
     compares ``challenger_latencies`` with ``champion_latencies`` (p95 of each), which the caller
     picks from the same period (latency moves with load and time); ``latency_basis`` says which
-    rows they are, and is the check's note."""
+    rows they are, and is the check's note. ``champion`` may be None (not read) only while the
+    challenger is short of samples (`short_of_samples`): the answer is then to wait."""
     if not 0 <= percent <= 100 or not math.isfinite(percent):
         raise ValueError("percent: must be within 0-100")
     short = [name for name, stats in (("challenger", challenger), ("champion", champion))
-             if stats.n < policy.min_samples
-             or (policy.require_labels and stats.labelled < policy.min_labelled)]
+             if stats is not None and short_of_samples(stats, policy)]
+    if champion is None and "challenger" not in short:
+        raise ValueError("champion: needed once the challenger has its samples")
     if short:
         if extensions >= policy.max_extensions:
             return GateResult("rollback", ("insufficient_data",), (Check(
