@@ -39,8 +39,7 @@ from mlops.idempotent_routes import IdempotentRequests
 from mlops.models.feedback import parse_feedback
 from mlops.models.prediction_log import LabelConflict, PredictionLog, PredictionNotFound, outcome_marker
 from mlops.models.registry import iso_utc
-from mlops.rest_responses import answer_unavailable
-from mlops.unavailable import retry_after_headers
+from mlops.rest_responses import answer_unavailable, error_response
 
 logger = Logger()
 metrics = Metrics()
@@ -54,9 +53,7 @@ experiments = ExperimentStore(os.environ["EXPERIMENTS_TABLE"], dynamodb=log.dyna
 @app.exception_handler(ApiError)
 def _api_error(exc: ApiError) -> Response:
     metrics.add_metric(name="FeedbackRejected", unit=MetricUnit.Count, value=1)
-    headers = retry_after_headers() if exc.status == 503 else None
-    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.body(),
-                    headers=headers)
+    return error_response(exc)
 
 
 @app.post("/feedback", summary="The true label of a prediction",

@@ -18,7 +18,7 @@ import pytest
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
-from stack_env import FunctionLogs, api_server, product_cloud
+from stack_env import FunctionLogs, product_cloud
 
 KEY = "access-caller-key-0123456789"
 ADMIN = "access-admin-key-0123456789"
@@ -52,12 +52,6 @@ def logs() -> FunctionLogs:
 def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, log_sink=logs) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 def call(api: ApiServer, method: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any, dict]:

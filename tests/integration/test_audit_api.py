@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_env import api_server, product_cloud
+from stack_env import product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -39,12 +39,6 @@ def cloud() -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides,
                        log_sink=lambda fid, line: None) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 class Answer:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from yield_models import START, STORED, device_row, fails, training_event
-from stack_env import FunctionLogs, api_server, product_cloud, table
+from stack_env import FunctionLogs, product_cloud, table
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -43,12 +43,6 @@ def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
                  "DriftCheckFunction": {"LABEL_DELAY_HOURS": "0"}}
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, log_sink=logs, env_vars=overrides) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 class Answer:

@@ -22,7 +22,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 from yield_models import START, STORED, device_row, fails, training_event
-from stack_env import api_server, product_cloud
+from stack_env import product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -39,12 +39,6 @@ def cloud() -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides,
                        log_sink=lambda fid, line: None) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from yield_models import explicit_features, training_event
-from stack_env import api_server, product_cloud
+from stack_env import product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -32,12 +32,6 @@ def cloud() -> Iterator[LocalCloud]:
                  "InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0", "MODEL_RETRY_SECONDS": "0"}}
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 def call(api: ApiServer, method: str, path: str, body: Any = None, *, raw: bytes | None = None,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from stack_env import FunctionLogs, api_server, http_json, product_cloud, table, train_champion
+from stack_env import FunctionLogs, http_json, product_cloud, table, train_champion
 from yield_models import device_row, explicit_features, iso, training_event
 
 from localcloud.apigw import ApiServer
@@ -40,12 +40,6 @@ def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides, log_sink=logs,
                        max_concurrency=2) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

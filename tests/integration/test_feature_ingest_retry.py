@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from stack_env import api_server, http_json, product_cloud
+from stack_env import http_json, product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -36,12 +36,6 @@ VIEW = "tester_health"
 def cloud() -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": "retry-test-key-0123456789", "AdminApiKey": ADMIN}) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 def iso(moment: datetime) -> str:

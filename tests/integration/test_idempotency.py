@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from stack_env import api_server, http_json, product_cloud, train_champion
+from stack_env import http_json, product_cloud, train_champion
 from yield_models import explicit_features, training_event
 
 from localcloud.apigw import ApiServer
@@ -35,12 +35,6 @@ def cloud() -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides, log_sink=lambda f, line: None,
                        max_concurrency=2) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from loadgen import check_loss, error_count, prepare, run_load
-from stack_env import api_server, product_cloud
+from stack_env import product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -34,12 +34,6 @@ def cloud() -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, max_concurrency=1,
                        parameter_overrides={"AuditPredictionSampleRate": str(AUDIT_RATE)}) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

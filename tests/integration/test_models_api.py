@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from yield_models import explicit_features, training_event
-from stack_env import FunctionLogs, api_server, product_cloud, table
+from stack_env import FunctionLogs, product_cloud, table
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -40,12 +40,6 @@ def cloud(logs: FunctionLogs) -> Iterator[LocalCloud]:
     overrides = {"InferenceFunction": {"DEPLOYMENT_CACHE_SECONDS": "0", "MODEL_RETRY_SECONDS": "0"}}
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides, log_sink=logs) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 class Answer:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from yield_models import STORED, explicit_features, training_event
-from stack_env import api_server, product_cloud
+from stack_env import product_cloud
 
 from localcloud.apigw import ApiServer
 from localcloud.cloud import LocalCloud
@@ -38,12 +38,6 @@ def cloud() -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides,
                        log_sink=lambda fid, line: None) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 def call(api: ApiServer, method: str, path: str, body: Any = None, key: str | None = KEY) -> tuple[int, Any]:

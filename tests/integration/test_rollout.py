@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from yield_models import START, STORED, device_row, fails, iso, training_event
-from stack_env import api_server, product_cloud, table
+from stack_env import product_cloud, table
 
 from localcloud import sfn
 from localcloud.apigw import ApiServer
@@ -49,12 +49,6 @@ def cloud() -> Iterator[LocalCloud]:
     with product_cloud({"ApiKey": KEY, "AdminApiKey": ADMIN}, env_vars=overrides,
                        parameter_overrides={"FaultInjection": "enabled"}) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> Iterator[ApiServer]:
-    with api_server(cloud) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,11 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
+def error_response(exc: ApiError) -> Response:
+    """An `ApiError` as its answer; a 503 (try again) carries ``Retry-After``."""
+    return json_response(exc.status, exc.body(), retry_after_headers() if exc.status == 503 else None)
+
+
 def answer_errors(app: APIGatewayRestResolver,
                   converters: dict[type[Exception], Callable[[Any], ApiError]] | None = None) -> None:
     """Answer `ApiError` with its status and body; other listed exception types are first
@@ -32,12 +37,9 @@ def answer_errors(app: APIGatewayRestResolver,
     errors are answered too (`answer_unavailable`)."""
     answer_unavailable(app)
 
-    def api_error(exc: ApiError) -> Response:
-        return json_response(exc.status, exc.body())
-
-    app.exception_handler(ApiError)(api_error)
+    app.exception_handler(ApiError)(error_response)
     for exc_type, convert in (converters or {}).items():
-        app.exception_handler(exc_type)(lambda exc, convert=convert: api_error(convert(exc)))
+        app.exception_handler(exc_type)(lambda exc, convert=convert: error_response(convert(exc)))
 
 
 def unavailable(exc: Exception) -> Response:
