@@ -28,6 +28,9 @@ import os
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+# The canary gate's latency check (Mann-Whitney U) needs scipy.stats: about 0.5-1 s to import,
+# paid here at init rather than by the first evaluation that decides a stage.
+import scipy.stats  # noqa: F401
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body

@@ -45,7 +45,11 @@ function it replaces is still there with the parameters it expects):
   for such queries the copy is skipped.
 * ``Table.all_items`` - every Query and Scan starts by sorting the whole table comparing
   DynamoTypes (a Decimal per comparison for numbers): sort keys computed once per item; inside
-  a Query with string/binary hash key conditions the items that cannot match are dropped first.
+  a Query with string/binary hash key conditions the items that cannot match are dropped first,
+  and with one string range condition too, those outside the range but one past it (moto's walk
+  could only end its page there; a page that ends without a LastEvaluatedKey near the 1 MB page
+  size is walked again by moto's query on every item). A time-window Query on the prediction
+  log's GSI no longer sorts and walks the version's whole history.
 * ``Table.sorted_items`` - every index Query sorts all the items it matched (again for each
   page) comparing DynamoTypes, which re-derive a Decimal per comparison; the same order from
   sort keys computed once per item (moto's sort where key types are mixed or not scalar).
@@ -55,6 +59,11 @@ function it replaces is still there with the parameters it expects):
   deep-copies only those it names (tables with a stream still get moto's whole copy).
 * ``moto.core.responses.method_names_from_class`` - ``inspect.getmembers`` of the handler class
   on every request, only to ask whether the action is one of its functions; answered directly.
+* ``moto.core.parse.JSONParser._do_parse`` - for DynamoDB requests, the body's JSON is walked by
+  a function compiled once per operation from the same botocore shapes, doing what moto's
+  parser does per value (members by serialized name, nulls dropped, blobs base64-decoded,
+  numbers and timestamps converted); any surprise (a value of another type than its shape,
+  an exception) goes to moto's parser.
 
 tests/unit/localcloud/test_moto_speedups.py makes the same calls with and without these patches
 and compares every raw answer byte for byte (items of every attribute type, nested, generated
@@ -72,6 +81,7 @@ import inspect
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -86,7 +96,7 @@ _compiled: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {}
 verify = False
 mismatches: list[str] = []
 #: How many DynamoDB answers each walker serialized since install (tests check the fast one ran).
-counts = {"fast": 0, "moto": 0}
+counts = {"fast": 0, "moto": 0, "requests": 0}  # answers by the fast walker / moto's; requests parsed fast
 
 
 class SpeedupError(RuntimeError):
@@ -350,6 +360,143 @@ def _serialize_result(self: Any, resp: Any, result: Any) -> Any:
 # ----------------------------------------------------------------------- the rest
 
 
+# --------------------------------------------------------------------------- request parser
+
+
+class _RequestCompiler:
+    """Builds, once per operation, a function ``convert(value) -> params`` for each shape that
+    does what moto's JSON request parser (``BaseJSONParser``) does to a value of that shape
+    from ``json.loads``: structures keep their members that are present and not null (by
+    serialized name, under the member name), blobs are base64-decoded, timestamps parsed,
+    floats and integers converted, the rest kept as it is. Anything it does not expect (a
+    value of another JSON type than the shape's) raises `_Fallback`: moto's parser decides."""
+
+    def __init__(self, timestamp_parser: Callable[[Any], Any], blob_parser: Callable[[Any], Any]) -> None:
+        self.timestamps = timestamp_parser
+        self.blobs = blob_parser
+        self.memo: dict[Any, Callable[[Any], Any]] = {}
+
+    def convert(self, shape: Any) -> Callable[[Any], Any]:
+        memo_key = (shape.name, shape.type_name, repr(sorted(shape.serialization.items())))
+        found = self.memo.get(memo_key)
+        if found is not None:
+            return found
+        kind = shape.type_name
+        if kind == "structure":
+            if shape.is_document_type:
+                fn: Callable[[Any], Any] = _identity
+            else:
+                return self._structure(shape, memo_key)
+        elif kind == "list":
+            return self._list(shape, memo_key)
+        elif kind == "map":
+            return self._map(shape, memo_key)
+        elif kind == "blob":
+            fn = self.blobs
+        elif kind == "timestamp":
+            fn = self.timestamps
+        elif kind in ("float", "double"):
+            fn = float
+        elif kind in ("integer", "byte", "short", "long"):
+            fn = int
+        else:  # string, boolean, ...: moto's default handler keeps the value
+            fn = _identity
+        self.memo[memo_key] = fn
+        return fn
+
+    def _structure(self, shape: Any, memo_key: Any) -> Callable[[Any], Any]:
+        cell: list[Callable[[Any], Any]] = []
+        self.memo[memo_key] = lambda value: cell[0](value)  # recursive shapes (M, L)
+        members = [(name, member.serialization.get("name", name), self.convert(member))
+                   for name, member in shape.members.items()]
+        by_json_name = {json_name: (name, convert, convert is _identity) for name, json_name, convert in members}
+
+        def structure(value: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is not dict:
+                raise _Fallback
+            if len(value) == 1:  # an AttributeValue: one member, often a string
+                ((key, raw),) = value.items()
+                member = by_json_name.get(key)
+                if member is None or raw is None:
+                    return {}
+                return {member[0]: raw if member[2] else member[1](raw)}
+            out = {}
+            for name, json_name, convert in members:
+                raw = value.get(json_name)
+                if raw is not None:
+                    out[name] = convert(raw)
+            return out
+
+        cell.append(structure)
+        return structure
+
+    def _list(self, shape: Any, memo_key: Any) -> Callable[[Any], Any]:
+        cell: list[Callable[[Any], Any]] = []
+        self.memo[memo_key] = lambda value: cell[0](value)
+        convert = self.convert(shape.member)
+
+        def list_(value: Any) -> Any:
+            if type(value) is not list:
+                raise _Fallback
+            return [convert(item) for item in value]
+
+        cell.append(list_)
+        return list_
+
+    def _map(self, shape: Any, memo_key: Any) -> Callable[[Any], Any]:
+        cell: list[Callable[[Any], Any]] = []
+        self.memo[memo_key] = lambda value: cell[0](value)
+        convert_key, convert = self.convert(shape.key), self.convert(shape.value)
+
+        def map_(value: Any) -> Any:
+            if type(value) is not dict:
+                raise _Fallback
+            return {convert_key(k): convert(v) for k, v in value.items()}
+
+        cell.append(map_)
+        return map_
+
+
+_request_compiled: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
+
+
+def _json_do_parse(self: Any, request_dict: Any, shape: Any) -> Any:
+    """JSONParser._do_parse with a walker compiled per operation for DynamoDB requests (moto's
+    parser dispatches by name on every value: a BatchWriteItem of 25 prediction-log items took
+    3-4 ms)."""
+    from moto.core import parse
+
+    original = _moto["json_do_parse"]
+    operation = self.operation_model
+    if (shape is None or operation.service_model.service_name != "dynamodb" or self.MAP_TYPE is not dict
+            or self._timestamp_parser is not parse.default_timestamp_parser
+            or self._blob_parser is not parse.default_blob_parser):
+        return original(self, request_dict, shape)
+    key = (operation.name, shape.name)
+    if key not in _request_compiled:
+        try:
+            _request_compiled[key] = _RequestCompiler(parse.default_timestamp_parser,
+                                                      parse.default_blob_parser).convert(shape)
+        except Exception:  # noqa: BLE001 - a shape it cannot compile: moto's parser, always
+            _request_compiled[key] = None
+    convert = _request_compiled[key]
+    if convert is None:
+        return original(self, request_dict, shape)
+    try:
+        parsed = convert(self._parse_body_as_json(request_dict["body"]))
+    except Exception:  # noqa: BLE001 - moto's parser decides (and raises what it raises)
+        return original(self, request_dict, shape)
+    counts["requests"] += 1
+    if verify:
+        expected = original(self, request_dict, shape)
+        if repr(expected) != repr(parsed):
+            mismatches.append(f"{operation.name} request:\nmoto: {expected!r}\nfast: {parsed!r}")
+            return expected
+    return parsed
+
+
 def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
     """Item.__init__ with LimitedSizeDict's size check done on a running sum: moto sums the
     sizes of all attributes stored so far before each insert (O(n^2)); the same sums, kept."""
@@ -604,6 +751,64 @@ def _sorted_items(self: Any, hash_key_attrs: list[str], range_key_attrs: list[st
 
 _query = threading.local()  # .rebuilt: the running Table.query rebuilds every result it returns
 
+#: The largest item moto stores (``LimitedSizeDict`` refuses more; a nested update past it is
+#: refused by ``update_item``), with a margin: a key-range cut is re-checked against it.
+_MAX_ITEM_SIZE = 410_000
+#: S range conditions the cut evaluates itself: in range, and (for a value out of range) whether
+#: it sorts above every value in range (else below). Python's str comparisons, as moto's.
+_RANGE_TESTS: dict[str, tuple[Callable[..., bool], Callable[..., bool]]] = {
+    "=": (lambda s, a: s == a, lambda s, a: s > a),
+    "EQ": (lambda s, a: s == a, lambda s, a: s > a),
+    "<": (lambda s, a: s < a, lambda s, a: True),
+    "LT": (lambda s, a: s < a, lambda s, a: True),
+    "<=": (lambda s, a: s <= a, lambda s, a: True),
+    "LE": (lambda s, a: s <= a, lambda s, a: True),
+    ">": (lambda s, a: s > a, lambda s, a: False),
+    "GT": (lambda s, a: s > a, lambda s, a: False),
+    ">=": (lambda s, a: s >= a, lambda s, a: False),
+    "GE": (lambda s, a: s >= a, lambda s, a: False),
+    "BETWEEN": (lambda s, a, b: a <= s <= b, lambda s, a, b: s > b),
+    "BEGINS_WITH": (lambda s, a: s.startswith(a), lambda s, a: s > a),
+}
+
+
+@dataclass
+class _Cut:
+    """A Query's key-range cut (see `_all_items`): which items were kept, which dropped."""
+
+    attr: str
+    inside: Callable[[str], bool]
+    above: Callable[[str], bool]
+    forward: bool
+    kept: list[Any] = field(default_factory=list)  # the items in range
+    after: int = 0  # out-of-range items that come after them in the Query's order
+
+
+def _key_cut(self: Any, index: Any, range_comparison: Any, range_objs: Any, limit: Any,
+             scan_index_forward: Any, range_key_conditions: Any, filter_kwargs: dict[str, Any]) -> _Cut | None:
+    """The range cut for a Query whose items are cut by hash key already (`_query.match`) and
+    whose one range condition compares strings; None when anything else is asked."""
+    if _query.match is None or filter_kwargs or not range_comparison or not range_key_conditions \
+            or len(range_key_conditions) != 1 or range_comparison not in _RANGE_TESTS:
+        return None
+    if limit is not None and (type(limit) is not int or limit < 1):
+        return None
+    attr = range_key_conditions[0][0]
+    if index is not None:
+        ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
+    else:
+        ranges = [self.range_key_attr] if self.range_key_attr else []
+    if ranges != [attr]:
+        return None
+    if not range_objs or not all(type(v) is _dynamo_type() and v.type == "S" and type(v.value) is str
+                                 for v in range_objs):
+        return None
+    bounds = [v.value for v in range_objs]
+    inside, above = _RANGE_TESTS[range_comparison]
+    if len(bounds) != (2 if range_comparison == "BETWEEN" else 1):
+        return None
+    return _Cut(attr, lambda s: inside(s, *bounds), lambda s: above(s, *bounds), scan_index_forward is not False)
+
 
 def _table_query(self: Any, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any,
                  exclusive_start_key: Any, scan_index_forward: Any, projection_expressions: Any,
@@ -612,7 +817,9 @@ def _table_query(self: Any, hash_key: Any, range_comparison: Any, range_objs: An
     """Table.query without its deep copy of the matched items when every result is rebuilt by a
     projection anyway (a ProjectionExpression, or an index that projects INCLUDE / KEYS_ONLY):
     the copy only protected stored items from the answer, and a projection's items are new
-    (their values are only read, then serialized). moto's own query does the rest."""
+    (their values are only read, then serialized). Items that cannot match the hash key, and
+    (a `_key_cut`) most of those outside a string range condition, are dropped before moto's
+    query sorts and walks them (see `_all_items`). moto's own query does the rest."""
     index = None
     if index_name:
         index = next((i for i in self.all_indexes() if i.name == index_name), None)
@@ -625,14 +832,50 @@ def _table_query(self: Any, hash_key: Any, range_comparison: Any, range_objs: An
     _query.match = conditions if conditions and all(
         type(value) is _dynamo_type() and value.type in ("S", "B") and type(value.value) in (str, bytes)
         for _, value in conditions) else None
+    _query.cut = None
+    if index_name is None or index is not None:
+        _query.cut = _key_cut(self, index, range_comparison, range_objs, limit, scan_index_forward,
+                              range_key_conditions, filter_kwargs)
+    args = (self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+            projection_expressions, index_name, consistent_read, filter_expression)
+    kwargs = {"hash_key_conditions": hash_key_conditions, "range_key_conditions": range_key_conditions,
+              **filter_kwargs}
     try:
-        return _moto["table_query"](self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
-                                    scan_index_forward, projection_expressions, index_name, consistent_read,
-                                    filter_expression, hash_key_conditions=hash_key_conditions,
-                                    range_key_conditions=range_key_conditions, **filter_kwargs)
+        answer = _moto["table_query"](*args, **kwargs)
+        cut = _query.cut
+        if cut is not None and answer[2] is None and cut.after > 1 and _cut_page_size(
+                self, index, cut, answer[1], exclusive_start_key, scan_index_forward) > _RESULT_SIZE_LIMIT - _MAX_ITEM_SIZE:
+            # Without the cut, one of the dropped items past the range might have been big
+            # enough to end this page (moto checks every item it walks against the 1 MB page
+            # size): moto's query decides, on every item.
+            _query.cut = None
+            answer = _moto["table_query"](*args, **kwargs)
+        return answer
     finally:
         _query.rebuilt = False
         _query.match = None
+        _query.cut = None
+
+
+_RESULT_SIZE_LIMIT = 1_000_000  # moto.dynamodb.models.table.RESULT_SIZE_LIMIT (checked by install)
+
+
+def _cut_page_size(self: Any, index: Any, cut: _Cut, returned: int, exclusive_start_key: Any,
+                   scan_index_forward: Any) -> int:
+    """The byte size moto summed for a page that ended without a LastEvaluatedKey: the in-range
+    items it walked after the start key (`returned` of them: moto counts each it keeps)."""
+    items = cut.kept
+    if exclusive_start_key is not None:
+        if index is not None:
+            hash_attrs = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"] + [self.hash_key_attr]
+            range_attrs = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"] + [self.range_key_attr]
+        else:
+            hash_attrs, range_attrs = [self.hash_key_attr], [self.range_key_attr]
+        items = [i for i in items if not self._item_comes_before_dct(i, exclusive_start_key, hash_attrs, range_attrs,
+                                                                     scan_index_forward)]
+    if len(items) != returned:  # not what moto walked: assume the worst (moto decides)
+        return _RESULT_SIZE_LIMIT
+    return sum(item.size() for item in items)
 
 
 def _all_items(self: Any) -> list[Any]:
@@ -642,15 +885,21 @@ def _all_items(self: Any) -> list[Any]:
     binary hash key conditions (see `_table_query`) only the items that can match are kept
     before sorting: moto's own loop then checks them as before, and a stable sort of a subset
     keeps the subset's order."""
-    items: list[Any] = []
-    for hash_set in self.items.values():
-        if self.range_key_attr:
-            items.extend(hash_set.values())
+    if self.range_key_attr:
+        items = [item for hash_set in self.items.values() for item in hash_set.values()]
+    else:
+        items = list(self.items.values())
+    for name, value in getattr(_query, "match", None) or ():  # one pass per condition: tight loops
+        kind, want = value.type, value.value
+        if name is None:
+            items = [i for i in items if (k := i.hash_key) is not None and k.value == want
+                     and getattr(k, "type", None) == kind]
         else:
-            items.append(hash_set)
-    match = getattr(_query, "match", None)
-    if match:
-        items = [item for item in items if all(_equal_key(item, name, value) for name, value in match)]
+            items = [i for i in items if (k := i.attrs.get(name)) is not None and k.value == want
+                     and getattr(k, "type", None) == kind]
+    cut = getattr(_query, "cut", None)
+    if cut is not None:
+        items = _cut_range(items, cut)
     keys = []
     shape: tuple[Any, ...] | None = None
     for item in items:
@@ -665,10 +914,35 @@ def _all_items(self: Any) -> list[Any]:
     return [items[i] for i in order]
 
 
-def _equal_key(item: Any, name: str | None, value: Any) -> bool:
-    """The item's attribute ``name`` (None: its hash key) equals ``value`` (an S or B DynamoType)."""
-    mine = item.hash_key if name is None else item.attrs.get(name)
-    return mine is not None and getattr(mine, "type", None) == value.type and mine.value == value.value
+def _cut_range(items: list[Any], cut: _Cut) -> list[Any]:
+    """The items of a Query (all matching its hash key) moto's walk can be affected by.
+
+    moto sorts the matched items by the range key and walks them in the Query's direction,
+    keeping those in range; in range they are contiguous. An item before them (in walk order)
+    is skipped and cannot end the page (no result yet, and no item reaches the 1 MB page size
+    alone), so it is dropped. Past them, any one item ends the page if the Limit was reached
+    (the LastEvaluatedKey is the last result's, whichever item it was): one is kept; that
+    another would end it by size instead is re-checked by `_table_query`. An item without the
+    attribute is not indexed (moto skips it too). Any value that is not a string: no cut.
+    """
+    kept, first_after, after = [], None, 0
+    attr, inside, above, forward = cut.attr, cut.inside, cut.above, cut.forward
+    for item in items:
+        value = item.attrs.get(attr)
+        if value is None:
+            continue
+        if value.type != "S" or type(value.value) is not str:
+            _query.cut = None
+            return items
+        s = value.value
+        if inside(s):
+            kept.append(item)
+        elif above(s) == forward:
+            after += 1
+            if first_after is None:
+                first_after = item
+    cut.kept, cut.after = kept, after
+    return kept if first_after is None else kept + [first_after]
 
 
 def _item_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
@@ -874,6 +1148,7 @@ def _targets() -> list[tuple[Any, str, Any, Any]]:
     import moto.backends as backends
     import moto.core.responses as core_responses
     from moto.core.responses import BaseResponse
+    from moto.core.parse import JSONParser
     from moto.core.serialize import JSONSerializer, ResponseSerializer
     import moto.dynamodb.responses as dynamodb_responses
     from moto.dynamodb.models import utilities as dynamodb_utilities
@@ -906,6 +1181,8 @@ def _targets() -> list[tuple[Any, str, Any, Any]]:
          ("self", "hash_key_attrs", "range_key_attrs", "items")),
         (DynamoDBBackend, "transact_write_items", _transact_write_items,
          DynamoDBBackend.__dict__.get("transact_write_items"), ("self", "transact_items")),
+        (JSONParser, "_do_parse", _json_do_parse, JSONParser.__dict__.get("_do_parse"),
+         ("self", "request_dict", "shape")),
     ]
     for owner, name, _replacement, original, params in patches:
         if original is None or not callable(original) or tuple(inspect.signature(original).parameters) != params:
@@ -916,6 +1193,11 @@ def _targets() -> list[tuple[Any, str, Any, Any]]:
         raise SpeedupError("moto changed: JSONSerializer/DynamoHandler now define what is patched here")
     if "__deepcopy__" in Table.__dict__:
         raise SpeedupError("moto changed: Table now defines how it is copied")
+    from moto.dynamodb.models import table as table_module
+
+    if getattr(table_module, "RESULT_SIZE_LIMIT", None) != _RESULT_SIZE_LIMIT or not callable(
+            getattr(Table, "_item_comes_before_dct", None)):
+        raise SpeedupError("moto changed: Table's page size limit or start-key test is not what the Query cut uses")
     return [(owner, name, replacement, original) for owner, name, replacement, original, _ in patches] + [
         (Table, "__deepcopy__", _table_deepcopy, None)]
 
@@ -939,7 +1221,7 @@ def install() -> None:
             targets, ("serialize_result", "item_init", "item_size", "item_project", "dynamo_type_size", "dynamo_to_dict",
                       "enrich_response", "list_of_moto_modules", "method_names_from_class",
                       "table_query", "item_deepcopy", "all_items", "sorted_items", "transact_write_items",
-                      "table_deepcopy")):
+                      "json_do_parse", "table_deepcopy")):
         _moto[role] = original
         _saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
         setattr(owner, name, replacement)
@@ -958,6 +1240,7 @@ def uninstall() -> None:
             setattr(owner, name, previous)
     _saved.clear()
     _compiled.clear()
+    _request_compiled.clear()
     _installed = False
 
 

@@ -77,7 +77,7 @@ def test_start_serves_everything_until_interrupted() -> None:
     api, lam, moto = free_port(), free_port(), free_port()
     env = {**os.environ, "LOCALCLOUD_API_KEY": "k" * 24, "LOCALCLOUD_ADMIN_API_KEY": "a" * 24}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localcloud.cli", "start", "--port", str(api), "--lambda-port", str(lam),
+        [sys.executable, "-X", "faulthandler", "-m", "localcloud.cli", "start", "--port", str(api), "--lambda-port", str(lam),
          "--moto-port", str(moto)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -106,7 +106,12 @@ def test_start_serves_everything_until_interrupted() -> None:
         assert json.loads(answer["Payload"].read())["errorType"] == "KeyError"
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # -X faulthandler: every thread's stack on stderr
+            out, err = proc.communicate(timeout=30)
+            pytest.fail(f"localcloud start did not stop within 60 s of SIGINT; its threads:\n{err[-20000:]}")
     assert proc.returncode == 0, err
     assert "localcloud: stopping" in err
     assert "Traceback" not in err

@@ -250,28 +250,45 @@ def test_failing_training_step_records_the_reason_and_registers_nothing(cloud: L
     assert retrain(cloud, window={"start": iso(START), "end": iso(START + timedelta(hours=1))}).error == "RetrainingFailed"
 
 
-def test_concurrent_retraining_triggers_run_one_at_a_time(cloud: LocalCloud, api: ApiServer) -> None:
+def test_concurrent_retraining_triggers_run_one_at_a_time(cloud: LocalCloud, api: ApiServer,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Two triggers at once: the first takes the model's retraining lease and trains (its gate
     demands an AUC gain it cannot reach, so it ends REJECTED without a rollout); the second
-    execution is refused at the lease, and a manual POST /retrain meanwhile gets a 409."""
+    execution is refused at the lease, and a manual POST /retrain meanwhile gets a 409. The
+    first run's data validation is held until both were refused, so the runs overlap however
+    fast the machine trains."""
+    from localcloud.runtime import LambdaRuntime
+
+    held, release = threading.Event(), threading.Event()
+    invoke = LambdaRuntime.invoke
+
+    def holding(self: LambdaRuntime, function: str, payload: Any = b"{}", **kwargs: Any) -> Any:
+        text = payload.decode() if isinstance(payload, bytes) else str(payload)
+        if function.endswith("TrainFunction") and '"validate"' in text and "concurrent-1" in text:
+            held.set()
+            assert release.wait(120), "the test never released the first run"
+        return invoke(self, function, payload, **kwargs)
+
+    monkeypatch.setattr(LambdaRuntime, "invoke", holding)
     client = cloud.client("stepfunctions")
     arn = cloud.stack.state_machine("RetrainingStateMachine").arn
-    slow = {**SPEC, "config": {**SPEC["config"], "n_estimators": 300}}  # long enough to overlap
-    body = {"model": "yield", "reason": "drift", "window": WINDOW, "spec": slow, "gate": {"auc_tolerance": -1}}
+    body = {"model": "yield", "reason": "drift", "window": WINDOW, "spec": SPEC, "gate": {"auc_tolerance": -1}}
     first = client.start_execution(stateMachineArn=arn, name="concurrent-1", input=json.dumps(body))["executionArn"]
-    while not any(r["status"] == "STARTED" and r["execution"] == first for r in runs(api)):
-        time.sleep(0.05)  # the first run holds the lease
-    second = client.start_execution(stateMachineArn=arn, name="concurrent-2", input=json.dumps(body))["executionArn"]
-    status, answer = call(api, "POST", "/retrain", {"model": "yield", "window": WINDOW, "spec": SPEC})
-    assert status == 409, answer
-    assert answer["details"] == [{"field": "model", "problem": "a retraining run of this model is in progress"}]
-    ends = {}
-    for execution in (first, second):
-        while (d := client.describe_execution(executionArn=execution))["status"] == "RUNNING":
+    try:
+        assert held.wait(120), "the first run never reached its data validation"
+        assert any(r["status"] == "STARTED" and r["execution"] == first for r in runs(api))  # it holds the lease
+        second = client.start_execution(stateMachineArn=arn, name="concurrent-2", input=json.dumps(body))["executionArn"]
+        status, answer = call(api, "POST", "/retrain", {"model": "yield", "window": WINDOW, "spec": SPEC})
+        assert status == 409, answer
+        assert answer["details"] == [{"field": "model", "problem": "a retraining run of this model is in progress"}]
+        while (d := client.describe_execution(executionArn=second))["status"] == "RUNNING":
             time.sleep(0.05)
-        ends[execution] = (d["status"], d.get("error"))
-    assert ends[second] == ("FAILED", "RetrainingInProgress")
-    assert ends[first] == ("SUCCEEDED", None)
+        assert (d["status"], d.get("error")) == ("FAILED", "RetrainingInProgress")
+    finally:
+        release.set()
+    while (d := client.describe_execution(executionArn=first))["status"] == "RUNNING":
+        time.sleep(0.05)
+    assert (d["status"], d.get("error")) == ("SUCCEEDED", None)
     by_execution = {r["execution"]: r["status"] for r in runs(api)}
     assert by_execution[first] == "REJECTED" and by_execution[second] == "REFUSED"
 

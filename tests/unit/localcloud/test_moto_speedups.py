@@ -553,3 +553,188 @@ def test_a_transaction_copies_only_the_items_it_names(restore_speedups: None) ->
     shared = [h for h, inner in live.items.items() if snapshot.items[h] is inner]
     assert len(shared) == 49 and snapshot.items[next(iter(k for k in live.items if k.value == "p3"))] is not \
         live.items[next(iter(k for k in live.items if k.value == "p3"))]
+
+
+# ----------------------------------------------------------------------------- key-range cut
+
+
+def make_range_tables(client: Any) -> None:
+    """A table with a string range key, and a GSI on a string range key (INCLUDE projection)."""
+    client.create_table(
+        TableName="events", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"},
+                              {"AttributeName": "g", "AttributeType": "S"},
+                              {"AttributeName": "ts", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{"IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                                                     {"AttributeName": "ts", "KeyType": "RANGE"}],
+                                 "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["v"]}}])
+
+
+RANGE_CONDITIONS = ["{r} = :a", "{r} < :a", "{r} <= :a", "{r} > :a", "{r} >= :a", "{r} BETWEEN :a AND :b",
+                    "begins_with({r}, :a)"]
+range_keys = st.text(alphabet="abc", min_size=1, max_size=3)
+
+
+def range_query_pages(client: Any, index: bool, condition: str, a: str, b: str, limit: int | None, forward: bool,
+                      projected: bool, filtered: bool) -> None:
+    """Every page of one Query with a range condition (each answer is recorded)."""
+    hash_name, range_name = ("g", "ts") if index else ("pk", "sk")
+    query: dict[str, Any] = {
+        "TableName": "events", "KeyConditionExpression": f"{hash_name} = :h AND " + condition.format(r=range_name),
+        "ExpressionAttributeValues": {":h": {"S": "h1"}, ":a": {"S": a}}, "ScanIndexForward": forward}
+    if "BETWEEN" in condition:
+        query["ExpressionAttributeValues"][":b"] = {"S": b}
+    if index:
+        query["IndexName"] = "by_g"
+    if limit is not None:
+        query["Limit"] = limit
+    if projected:
+        query["ProjectionExpression"] = "v, ts"
+    if filtered:
+        query["FilterExpression"] = "attribute_exists(v)"
+    for _ in range(40):
+        answer = call(client.query, **query)
+        if answer is None or "LastEvaluatedKey" not in answer:
+            return
+        query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def put_range_rows(client: Any, rows: list[tuple[str, str, int]]) -> None:
+    """rows: (hash key, range key, size class); about a quarter without a GSI range key."""
+    for i, (h, key, size) in enumerate(rows):
+        item = {"pk": {"S": h}, "sk": {"S": f"{key}#{i}"}, "g": {"S": h}, "v": {"N": str(i)}}
+        if i % 4 != 3:
+            item["ts"] = {"S": key}
+        if size:
+            item["blob"] = {"S": "x" * (size * 100_000)}
+        client.put_item(TableName="events", Item=item)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.sampled_from(["h1", "h1", "h2"]), range_keys,
+                               st.sampled_from([0, 0, 0, 0, 1, 3])), max_size=14),
+       condition=st.sampled_from(RANGE_CONDITIONS), a=range_keys, b=range_keys,
+       limit=st.one_of(st.none(), st.integers(1, 4)), forward=st.booleans(), index=st.booleans(),
+       projected=st.booleans(), filtered=st.booleans())
+def test_range_queries_answer_as_moto_does(restore_speedups: None, rows: list, condition: str, a: str, b: str,
+                                           limit: int | None, forward: bool, index: bool, projected: bool,
+                                           filtered: bool) -> None:
+    def calls(client: Any) -> None:
+        make_range_tables(boto3.client("dynamodb", region_name=REGION))  # not recorded: it has a timestamp
+        put_range_rows(client, rows)
+        range_query_pages(client, index, condition, a, b, limit, forward, projected, filtered)
+
+    plain, fast = run_both(calls)
+    assert_same(plain, fast)
+
+
+def test_the_cut_drops_items_outside_the_range(restore_speedups: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prediction-log style Query (newest first, a time window, pages of 3): moto walks only the
+    window and one item past it, and answers as it did."""
+    seen: list[tuple[int, int]] = []
+    real = moto_speedups._cut_range
+
+    def spy(items: list, cut: Any) -> list:
+        kept = real(items, cut)
+        seen.append((len(items), len(kept)))
+        return kept
+
+    monkeypatch.setattr(moto_speedups, "_cut_range", spy)
+    rows = [("h1", f"2026-01-01T00:{m:02d}", 0) for m in range(40)] + [("h2", "2026-01-01T00:10", 0)]
+
+    def calls(client: Any) -> None:
+        make_range_tables(boto3.client("dynamodb", region_name=REGION))
+        put_range_rows(client, rows)
+        range_query_pages(client, True, "{r} BETWEEN :a AND :b", "2026-01-01T00:20", "2026-01-01T00:27", 3,
+                          False, True, False)
+
+    plain, fast = run_both(calls)
+    assert_same(plain, fast)
+    pages = [json.loads(body) for op, _, body in fast if op == "Query"]
+    assert [len(p["Items"]) for p in pages] == [3, 3, 0]  # the item past the range ends the second page
+    # Of the 40 h1 items (the h2 one is cut by hash key), 30 have a ts and 6 of those are in
+    # range (ts 20..27 but for i % 4 == 3): 6 kept, plus the first item past the range.
+    assert seen == [(40, 7)] * 3
+
+
+def test_a_big_item_past_the_range_still_ends_the_page(restore_speedups: None) -> None:
+    """In range: two items of ~300 kB (the page holds 600 kB); past it: a small item, then one of
+    ~400 kB, which (walked by moto) pushes the page over 1 MB and ends it with a
+    LastEvaluatedKey. The cut keeps only the first item past the range, so the page is checked
+    again by moto's full walk: the same answer."""
+    rows = [("h1", "b", 3), ("h1", "b", 3), ("h1", "c", 0), ("h1", "d", 0), ("h1", "e", 4), ("h1", "a", 0)]
+
+    def calls(client: Any) -> None:
+        make_range_tables(boto3.client("dynamodb", region_name=REGION))
+        put_range_rows(client, rows)
+        range_query_pages(client, False, "{r} <= :a", "b~", "", None, True, True, False)
+
+    plain, fast = run_both(calls)
+    assert_same(plain, fast)
+    first = json.loads(next(body for op, _, body in fast if op == "Query"))
+    assert first["Count"] == 3 and "LastEvaluatedKey" in first  # a#5, b#0, b#1; then the 400 kB item ends it
+
+
+# ----------------------------------------------------------------------------- request parser
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.lists(attributes, min_size=1, max_size=5))
+def test_generated_requests_parse_as_moto_parses_them(verified_moto: Any, rows: list[dict]) -> None:
+    """Every request below is parsed by both parsers (verify) and the results compared; the
+    fast one parsed them (counts), and what was stored reads back as written."""
+    client, pk = verified_moto, f"req{next(_example)}"
+    before = moto_speedups.counts["requests"]
+    keys = [{"pk": {"S": pk}, "sk": {"N": str(i)}} for i in range(len(rows))]
+    client.batch_write_item(RequestItems={"items": [{"PutRequest": {"Item": {**attrs, **key, "g": {"S": pk}}}}
+                                                    for key, attrs in zip(keys, rows)]})
+    call(client.query, TableName="items", KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b", Limit=3,
+         ExpressionAttributeValues={":p": {"S": pk}, ":a": {"N": "0"}, ":b": {"N": "9"}}, ScanIndexForward=False,
+         ReturnConsumedCapacity="TOTAL")
+    call(client.transact_write_items, TransactItems=[{"Update": {
+        "TableName": "items", "Key": keys[0], "UpdateExpression": "SET #n = :v",
+        "ExpressionAttributeNames": {"#n": "new"}, "ExpressionAttributeValues": {":v": {"L": [{"B": b"\x00"},
+                                                                                              {"NULL": True}]}}}}])
+    stored = client.batch_get_item(RequestItems={"items": {"Keys": keys}})["Responses"]["items"]
+    assert moto_speedups.mismatches == []
+    assert moto_speedups.counts["requests"] - before >= 4
+    assert len(stored) == len(rows)
+
+
+@pytest.mark.parametrize("operation, body", [
+    ("GetItem", {"TableName": "items", "Key": ["not", "a", "map"]}),
+    ("GetItem", {"TableName": "items", "Key": {"pk": "not an attribute value"}}),
+    ("BatchGetItem", {"RequestItems": {"items": {"Keys": "nope"}}}),
+    ("PutItem", {"TableName": "items", "Item": {"b": {"B": "!!not base64"}}}),
+    ("PutItem", ["not", "an", "object"]),
+    ("PutItem", "not json at all"),
+    ("Query", {"TableName": "t", "Limit": "7", "ExclusiveStartKey": {"k": {"N": "1", "S": None}}, "Unknown": 1}),
+])
+def test_a_request_of_unexpected_shape_parses_as_moto_parses_it(restore_speedups: None, operation: str,
+                                                                body: Any) -> None:
+    """Values of another JSON type than their shape go to moto's parser (the same result or the
+    same error); the rest is the fast parser's, equal to moto's."""
+    from moto.core.parse import JSONParser
+    from moto.core.utils import get_service_model
+
+    model = get_service_model("dynamodb").operation_model(operation)
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    request = {"method": "POST", "values": {}, "headers": {}, "body": raw, "url_path": "/", "url_params": {}}
+
+    def parse() -> str:
+        try:
+            return repr(JSONParser(model).parse(request))
+        except Exception as exc:  # noqa: BLE001 - the error is part of the answer
+            return f"{type(exc).__name__}: {exc}"
+
+    moto_speedups.uninstall()
+    expected = parse()
+    moto_speedups.install()
+    before = moto_speedups.counts["requests"]
+    assert parse() == expected
+    fast = moto_speedups.counts["requests"] - before
+    assert fast == (0 if "Error" in expected or operation in ("GetItem", "BatchGetItem") else 1), expected

@@ -11,6 +11,11 @@ most `MAX_ATTEMPTS` attempts, and short connect/read timeouts, so that a throttl
 unreachable DynamoDB/S3 ends in an error well within a function's timeout (the handlers turn
 it into a 503, `mlops.unavailable`) rather than a hang. The online store (pynamodb) and
 Powertools' idempotency layer take the same numbers from here.
+
+Client-side parameter validation is off (botocore's documented ``parameter_validation``
+option, there for performance): the stores build every request themselves, and the service
+validates it again anyway. It walked every attribute of every item: half the time of a
+100-row prediction-log write (four BatchWriteItem calls), about 40 ms.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ CONNECT_TIMEOUT_S = 2.0
 # a shorter limit there only multiplies the work by the retries).
 READ_TIMEOUT_S = 10.0
 CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
+                connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, parameter_validation=False)
 
 _session: Any = None
 _clients: dict[str, Any] = {}

@@ -164,7 +164,7 @@ class CanaryRollout:
         it, only the latest up to ``policy.baseline_rows`` (the baseline rates)."""
         rows: list[dict[str, Any]] = []
         for row in self.log.version_rows(model, version, since, end, attributes=GATE_ATTRIBUTES,
-                                         newest_first=True, page_size=500):
+                                         newest_first=True, page_size=1000):
             if row["ts"] < stage_start and len(rows) >= policy.baseline_rows:
                 break
             rows.append(row)
