@@ -729,6 +729,11 @@ def _wait_for_end(client: Any, arn: str, timeout: float, label: str) -> dict:
         if time.monotonic() > deadline:
             client.stop_execution(executionArn=arn, error="localcloud.Timeout",
                                   cause=f"still running after {timeout:g} s")
+            # The interpreter's thread ends the execution when it next looks (moto marks it
+            # ABORTED there, not in StopExecution): wait for that, so "stopped" is true on return.
+            settle = time.monotonic() + 10
+            while client.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < settle:
+                time.sleep(0.01)
             raise LocalCloudError(f"{label}: execution {arn} still running after {timeout:g} s; stopped it")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.02)

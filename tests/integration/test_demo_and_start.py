@@ -76,11 +76,22 @@ def test_demo_runs_end_to_end_and_writes_its_summary_and_report() -> None:
 def test_start_serves_everything_until_interrupted() -> None:
     api, lam, moto = free_port(), free_port(), free_port()
     env = {**os.environ, "LOCALCLOUD_API_KEY": "k" * 24, "LOCALCLOUD_ADMIN_API_KEY": "a" * 24}
-    proc = subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", "-m", "localcloud.cli", "start", "--port", str(api), "--lambda-port", str(lam),
-         "--moto-port", str(moto)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    # Ctrl-C as a terminal delivers it: a child inherits SIGINT ignored or blocked from its
+    # parent, and this test process (an xdist worker that ran other tests) may have either.
+    inherited = (signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if inherited[0] == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-X", "faulthandler", "-m", "localcloud.cli", "start", "--port", str(api),
+             "--lambda-port", str(lam), "--moto-port", str(moto)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited[0])
+        if inherited[1]:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         deadline = time.time() + 60
         while True:
@@ -111,7 +122,8 @@ def test_start_serves_everything_until_interrupted() -> None:
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)  # -X faulthandler: every thread's stack on stderr
             out, err = proc.communicate(timeout=30)
-            pytest.fail(f"localcloud start did not stop within 60 s of SIGINT; its threads:\n{err[-20000:]}")
+            pytest.fail(f"localcloud start did not stop within 60 s of SIGINT (this process had SIGINT "
+                        f"{inherited[0]!r}, blocked: {inherited[1]}); its threads:\n{err[-20000:]}")
     assert proc.returncode == 0, err
     assert "localcloud: stopping" in err
     assert "Traceback" not in err

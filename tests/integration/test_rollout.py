@@ -366,10 +366,14 @@ def test_blue_green_switches_at_once_and_promotes(cloud: LocalCloud, api: ApiSer
     old = reg.get_alias("yield", "champion")
     v = register(cloud, seed=15)
     # single requests: the champion's baseline hour holds single and batch rows, and a batch row's
-    # latency is its whole batch's
-    result = canary(cloud, api, v, [100], strategy="blue_green", policy={"baseline_seconds": 3600}, batch=1)
+    # latency is its whole batch's. At 100% latency is judged against that earlier hour, whose load
+    # differs from now (CI runs other tests alongside): this test is about the switch, so it allows
+    # up to 5x (the slow-challenger test covers the latency gate itself).
+    result = canary(cloud, api, v, [100], strategy="blue_green", batch=1,
+                    policy={"baseline_seconds": 3600, "max_latency_increase": 4.0})
     assert result.status == "SUCCEEDED", result.cause
-    assert result.output["outcome"] == "promoted" and [h["percent"] for h in result.output["history"]] == [100]
+    assert result.output["outcome"] == "promoted", (result.output["reasons"], result.output["history"])
+    assert [h["percent"] for h in result.output["history"]] == [100]
     latency = next(c for c in result.output["history"][0]["checks"] if c["name"] == "latency")
     assert latency["observed"] is not None and "baseline" in latency["note"]
     assert reg.get_alias("yield", "champion") == v and reg.get_alias("yield", "previous") == old
