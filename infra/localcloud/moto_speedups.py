@@ -125,14 +125,13 @@ def _picker_candidates(picker: Any, context_cls: Any, parent: Any, key: str, sha
     return keys
 
 
-class _Compiler:
-    """Builds, once per operation, a function ``convert(value) -> output | _SKIP`` for each shape
-    that does what moto's JSONSerializer does to a plain value of that shape."""
+class _ShapeCompiler:
+    """Compiles a function per botocore shape, once (memoised by name, type and serialization):
+    containers go to ``_structure`` / ``_list`` / ``_map`` (which register a placeholder in
+    ``memo`` first, for recursive shapes such as AttributeValue's M and L), the other types to
+    ``_scalar``."""
 
-    def __init__(self, picker: Any, context_cls: Any, timestamp_serializer: Any) -> None:
-        self.picker = picker
-        self.context_cls = context_cls
-        self.timestamps = timestamp_serializer
+    def __init__(self) -> None:
         self.memo: dict[Any, Callable[[Any], Any]] = {}
 
     def convert(self, shape: Any) -> Callable[[Any], Any]:
@@ -141,26 +140,39 @@ class _Compiler:
         if found is not None:
             return found
         kind = shape.type_name
-        if kind == "structure":
-            return self._structure(shape, memo_key)
-        if kind == "list":
-            return self._list(shape, memo_key)
-        if kind == "map":
-            return self._map(shape, memo_key)
-        if kind == "string":
-            fn = _string
-        elif kind == "blob":
-            fn = _blob
-        elif kind in ("integer", "long"):
-            fn = int
-        elif kind in ("float", "double"):
-            fn = float
-        elif kind == "timestamp":
-            fn = functools.partial(_timestamp, self.timestamps, shape)
-        else:  # boolean and the rest: moto writes the value as it is
-            fn = _identity
+        if kind in ("structure", "list", "map"):
+            return getattr(self, f"_{kind}")(shape, memo_key)
+        fn = self._scalar(shape)
         self.memo[memo_key] = fn
         return fn
+
+    def _scalar(self, shape: Any) -> Callable[[Any], Any]:
+        raise NotImplementedError
+
+
+class _Compiler(_ShapeCompiler):
+    """Builds, once per operation, a function ``convert(value) -> output | _SKIP`` for each shape
+    that does what moto's JSONSerializer does to a plain value of that shape."""
+
+    def __init__(self, picker: Any, context_cls: Any, timestamp_serializer: Any) -> None:
+        super().__init__()
+        self.picker = picker
+        self.context_cls = context_cls
+        self.timestamps = timestamp_serializer
+
+    def _scalar(self, shape: Any) -> Callable[[Any], Any]:
+        kind = shape.type_name
+        if kind == "string":
+            return _string
+        if kind == "blob":
+            return _blob
+        if kind in ("integer", "long"):
+            return int
+        if kind in ("float", "double"):
+            return float
+        if kind == "timestamp":
+            return functools.partial(_timestamp, self.timestamps, shape)
+        return _identity  # boolean and the rest: moto writes the value as it is
 
     def _structure(self, shape: Any, memo_key: Any) -> Callable[[Any], Any]:
         if shape.is_document_type:
@@ -364,7 +376,7 @@ def _serialize_result(self: Any, resp: Any, result: Any) -> Any:
 # --------------------------------------------------------------------------- request parser
 
 
-class _RequestCompiler:
+class _RequestCompiler(_ShapeCompiler):
     """Builds, once per operation, a function ``convert(value) -> params`` for each shape that
     does what moto's JSON request parser (``BaseJSONParser``) does to a value of that shape
     from ``json.loads``: structures keep their members that are present and not null (by
@@ -373,39 +385,26 @@ class _RequestCompiler:
     value of another JSON type than the shape's) raises `_Fallback`: moto's parser decides."""
 
     def __init__(self, timestamp_parser: Callable[[Any], Any], blob_parser: Callable[[Any], Any]) -> None:
+        super().__init__()
         self.timestamps = timestamp_parser
         self.blobs = blob_parser
-        self.memo: dict[Any, Callable[[Any], Any]] = {}
 
-    def convert(self, shape: Any) -> Callable[[Any], Any]:
-        memo_key = (shape.name, shape.type_name, repr(sorted(shape.serialization.items())))
-        found = self.memo.get(memo_key)
-        if found is not None:
-            return found
+    def _scalar(self, shape: Any) -> Callable[[Any], Any]:
         kind = shape.type_name
-        if kind == "structure":
-            if shape.is_document_type:
-                fn: Callable[[Any], Any] = _identity
-            else:
-                return self._structure(shape, memo_key)
-        elif kind == "list":
-            return self._list(shape, memo_key)
-        elif kind == "map":
-            return self._map(shape, memo_key)
-        elif kind == "blob":
-            fn = self.blobs
-        elif kind == "timestamp":
-            fn = self.timestamps
-        elif kind in ("float", "double"):
-            fn = float
-        elif kind in ("integer", "byte", "short", "long"):
-            fn = int
-        else:  # string, boolean, ...: moto's default handler keeps the value
-            fn = _identity
-        self.memo[memo_key] = fn
-        return fn
+        if kind == "blob":
+            return self.blobs
+        if kind == "timestamp":
+            return self.timestamps
+        if kind in ("float", "double"):
+            return float
+        if kind in ("integer", "byte", "short", "long"):
+            return int
+        return _identity  # string, boolean, ...: moto's default handler keeps the value
 
     def _structure(self, shape: Any, memo_key: Any) -> Callable[[Any], Any]:
+        if shape.is_document_type:
+            self.memo[memo_key] = _identity
+            return _identity
         cell: list[Callable[[Any], Any]] = []
         self.memo[memo_key] = lambda value: cell[0](value)  # recursive shapes (M, L)
         members = [(name, member.serialization.get("name", name), self.convert(member))
